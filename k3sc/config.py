@@ -1,0 +1,453 @@
+"""The k3sc configuration: `~/.k3sc.yaml` (or `$K3SC_CONFIG`) validated strictly.
+
+Unlike the Go original, a malformed file, an unknown key, a wrong type or an out-of-range
+value is an error naming the file, the key path and what was expected; only a *missing*
+file means defaults. Every effective value remembers where it came from (default, file
+or an environment variable) so `k3sc config show` can say so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from k3sc.errors import ConfigError
+from k3sc.labels import Family
+from k3sc.models import Repo
+
+ENV_CONFIG = "K3SC_CONFIG"
+ENV_HOME = "K3SC_HOME"
+ENV_MAX_SLOTS = "MAX_SLOTS"
+ENV_API_URL = "K3SC_GITHUB_API_URL"
+
+MAX_SLOT_LETTERS = 26
+
+# ---------------------------------------------------------------- durations
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse `90s`, `2m`, `1h`, `24h` or compounds like `1h30m` into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a duration such as 90s, 2m, 1h or 24h")
+    text = value.strip().lower()
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(f"expected a duration such as 90s, 2m, 1h or 24h, got {value!r}")
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest of `1h`, `2m`, `90s` that spells the value exactly."""
+    seconds = value.total_seconds()
+    if seconds and seconds == int(seconds):
+        whole = int(seconds)
+        parts = []
+        for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+            if whole >= size:
+                parts.append(f"{whole // size}{unit}")
+                whole %= size
+        return "".join(parts)
+    return f"{int(seconds * 1000)}ms"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+
+
+def _expand_path(value: Any) -> Any:
+    return Path(os.path.expanduser(value)) if isinstance(value, (str, Path)) else value
+
+
+ExpandedPath = Annotated[Path, BeforeValidator(_expand_path)]
+
+
+def k3sc_home() -> Path:
+    """Where k3sc keeps its state (`$K3SC_HOME`, default `~/.k3sc`)."""
+    return Path(os.path.expanduser(os.environ.get(ENV_HOME) or "~/.k3sc"))
+
+
+# ---------------------------------------------------------------- sections
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RepoConfig(_Section):
+    """One watched repository; `clone_url` and `default_branch` override what GitHub says."""
+
+    owner: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    clone_url: str | None = None
+    default_branch: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            try:
+                repo = Repo.parse(data)
+            except ValueError:
+                raise ValueError(f"expected owner/name or {{owner, name}}, got {data!r}") from None
+            return {"owner": repo.owner, "name": repo.name}
+        return data
+
+    @property
+    def repo(self) -> Repo:
+        return Repo(self.owner, self.name)
+
+
+class ScanConfig(_Section):
+    min_interval: Duration = timedelta(minutes=2)
+    max_interval: Duration = timedelta(hours=1)
+    task_ttl: Duration = timedelta(hours=24)
+
+    @field_validator("min_interval", "max_interval", "task_ttl")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScanConfig:
+        if self.max_interval < self.min_interval:
+            raise ValueError("max_interval must not be shorter than min_interval")
+        return self
+
+
+_GH_RULE = re.compile(r"^[a-z-]+:[a-z-]+(,[a-z-]+)*$")
+
+
+class SafetyConfig(_Section):
+    branch_pattern: str = "issue-{N}"
+    gh_allowed: tuple[str, ...] = (
+        "auth:status",
+        "issue:view,list,edit",
+        "pr:create,view,list,diff,checks",
+        "repo:view,list,clone",
+    )
+    blocked_commit_words: tuple[str, ...] = ("fixes", "closes", "resolves")
+
+    @field_validator("branch_pattern")
+    @classmethod
+    def _has_number(cls, value: str) -> str:
+        if value.count("{N}") != 1:
+            raise ValueError("must contain {N} exactly once, e.g. issue-{N}")
+        if not re.fullmatch(r"[A-Za-z0-9._/{}-]+", value):
+            raise ValueError("may hold only letters, digits, . _ / - and {N}")
+        return value
+
+    @field_validator("gh_allowed")
+    @classmethod
+    def _rules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for rule in value:
+            if not _GH_RULE.match(rule):
+                raise ValueError(f"rule {rule!r} must look like command:sub1,sub2")
+        return value
+
+    def branch_for(self, issue: int) -> str:
+        return self.branch_pattern.replace("{N}", str(issue))
+
+    def issue_for_branch(self, branch: str) -> int | None:
+        """The issue number a branch name encodes under the pattern, or None."""
+        before, _, after = self.branch_pattern.partition("{N}")
+        match = re.fullmatch(re.escape(before) + r"([1-9][0-9]*)" + re.escape(after), branch)
+        return int(match.group(1)) if match else None
+
+
+class PromptsConfig(_Section):
+    implement: ExpandedPath | None = None
+    review: ExpandedPath | None = None
+
+
+class AgentConfig(_Section):
+    """How an agent is started; `command` replaces the family's default CLI (argv list)."""
+
+    command: tuple[str, ...] | None = None
+    timeout: Duration = timedelta(hours=1)
+    prompts: PromptsConfig = PromptsConfig()
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _argv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a list of arguments, e.g. [python, -m, my_agent]")
+        if value is not None and len(value) == 0:
+            raise ValueError("must not be empty")
+        return value
+
+
+class GitHubAppConfig(_Section):
+    """GitHub App credentials, used instead of a token when present."""
+
+    app_id: int = Field(gt=0)
+    installation_id: int = Field(gt=0)
+    private_key_path: ExpandedPath | None = None
+    private_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> GitHubAppConfig:
+        if (self.private_key_path is None) == (self.private_key is None):
+            raise ValueError("set exactly one of private_key_path and private_key")
+        return self
+
+
+def _default_launch_dir() -> Path:
+    return Path(os.path.expanduser("~/code"))
+
+
+def _default_claude_root() -> Path:
+    return Path(os.path.expanduser("~/.claude"))
+
+
+def _default_workspace_root() -> Path:
+    return k3sc_home() / "workspaces"
+
+
+class Config(_Section):
+    """Every field of the original `~/.k3sc.yaml` (reference §7) plus k3sc's own additions."""
+
+    namespace: str = Field("claude-agents", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    max_slots: int = Field(5, ge=1, le=MAX_SLOT_LETTERS)
+    launch_dir: ExpandedPath = Field(default_factory=_default_launch_dir)
+    image_dir: ExpandedPath | None = None
+    github_url: str = "https://github.com"
+    github_api_url: str = ""  # derived from github_url when empty
+    families: tuple[Family, ...] = (Family.CLAUDE, Family.CODEX)
+    aws_profile: str = ""
+    claude_root: ExpandedPath = Field(default_factory=_default_claude_root)
+    repos: tuple[RepoConfig, ...] = ()
+    allowed_authors: tuple[str, ...] = ()
+    scan: ScanConfig = ScanConfig()
+    safety: SafetyConfig = SafetyConfig()
+    agent: AgentConfig = AgentConfig()
+    workspace_root: ExpandedPath = Field(default_factory=_default_workspace_root)
+    github_app: GitHubAppConfig | None = None
+
+    @field_validator("github_url", "github_api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, value: tuple[Family, ...]) -> tuple[Family, ...]:
+        if not value:
+            raise ValueError("must name at least one family (claude, codex)")
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat a family")
+        return value
+
+    @field_validator("allowed_authors")
+    @classmethod
+    def _authors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for login in value:
+            if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(\[bot\])?", login):
+                raise ValueError(f"{login!r} is not a GitHub login")
+        return value
+
+    @field_validator("repos")
+    @classmethod
+    def _unique_repos(cls, value: tuple[RepoConfig, ...]) -> tuple[RepoConfig, ...]:
+        seen: set[str] = set()
+        for repo in value:
+            if repo.repo.key in seen:
+                raise ValueError(f"repository {repo.repo.full_name} is listed twice")
+            seen.add(repo.repo.key)
+        return value
+
+    @model_validator(mode="after")
+    def _derive_api_url(self) -> Config:
+        if not self.github_api_url:
+            object.__setattr__(self, "github_api_url", api_url_for(self.github_url))
+        return self
+
+    # ------------------------------------------------------------ queries
+
+    def repo_config(self, repo: Repo) -> RepoConfig | None:
+        return next((r for r in self.repos if r.repo.key == repo.key), None)
+
+    def is_allowed_author(self, login: str) -> bool:
+        return login.lower() in {a.lower() for a in self.allowed_authors}
+
+    def clone_url(self, repo: Repo) -> str:
+        configured = self.repo_config(repo)
+        if configured and configured.clone_url:
+            return configured.clone_url
+        return f"{self.github_url}/{repo.full_name}.git"
+
+
+def api_url_for(github_url: str) -> str:
+    """github.com → api.github.com; GitHub Enterprise → `<url>/api/v3`."""
+    url = github_url.rstrip("/")
+    if re.fullmatch(r"https?://(www\.)?github\.com", url):
+        return "https://api.github.com"
+    return f"{url}/api/v3"
+
+
+# ---------------------------------------------------------------- loading
+
+Source = Literal["default", "file"] | str  # or "env:NAME"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The effective config, the file it came from and the source of every leaf value."""
+
+    config: Config
+    path: Path
+    file_exists: bool
+    sources: dict[str, str]
+
+    def source_of(self, key: str) -> str:
+        return self.sources.get(key, "default")
+
+
+def config_path() -> Path:
+    """`$K3SC_CONFIG` if set, else `~/.k3sc.yaml`."""
+    return Path(os.path.expanduser(os.environ.get(ENV_CONFIG) or "~/.k3sc.yaml"))
+
+
+def load(path: Path | None = None, environ: dict[str, str] | None = None) -> LoadedConfig:
+    """Read, validate and return the configuration, or raise ConfigError naming the problem."""
+    env = dict(os.environ) if environ is None else environ
+    path = path or Path(os.path.expanduser(env.get(ENV_CONFIG) or "~/.k3sc.yaml"))
+    data, exists = _read_yaml(path)
+    sources = {key: "file" for key in _leaf_keys(data)}
+
+    overrides: dict[str, Any] = {}
+    if env.get(ENV_MAX_SLOTS, "").strip():
+        raw = env[ENV_MAX_SLOTS].strip()
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_SLOT_LETTERS:
+            raise ConfigError(
+                f"environment variable {ENV_MAX_SLOTS}={raw!r} is invalid: "
+                f"expected a whole number from 1 to {MAX_SLOT_LETTERS}.",
+                source=f"env:{ENV_MAX_SLOTS}",
+                key="max_slots",
+            )
+        overrides["max_slots"] = int(raw)
+        sources["max_slots"] = f"env:{ENV_MAX_SLOTS}"
+    if env.get(ENV_API_URL, "").strip():
+        overrides["github_api_url"] = env[ENV_API_URL].strip()
+        sources["github_api_url"] = f"env:{ENV_API_URL}"
+    elif "github_api_url" not in sources and "github_url" in sources:
+        sources["github_api_url"] = "derived from github_url"
+
+    try:
+        config = Config.model_validate({**data, **overrides})
+    except ValidationError as exc:
+        raise _config_error(exc, path, overrides) from None
+    return LoadedConfig(config=config, path=path, file_exists=exists, sources=sources)
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], bool]:
+    import yaml  # lazily: only commands that need config pay for it
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, False
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}.", source=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(
+            f"config file {path} is not valid YAML{where}: {problem}.", source=str(path)
+        ) from None
+    if data is None:
+        return {}, True
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping of keys (namespace, repos, ...), "
+            f"not a {type(data).__name__}.",
+            source=str(path),
+        )
+    return data, True
+
+
+def _leaf_keys(data: Any, prefix: str = "") -> list[str]:
+    if isinstance(data, dict) and prefix.count(".") < 2:
+        keys: list[str] = []
+        for key, value in data.items():
+            path = f"{prefix}{key}"
+            nested = _leaf_keys(value, f"{path}.") if isinstance(value, dict) else []
+            keys.extend(nested or [path])
+        return keys
+    return [prefix.rstrip(".")] if prefix else []
+
+
+def _config_error(exc: ValidationError, path: Path, overrides: dict[str, Any]) -> ConfigError:
+    """One paragraph naming every bad key (file or env) and what was expected."""
+    problems: list[str] = []
+    first_key: str | None = None
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        key = loc or "(top level)"
+        first_key = first_key or key
+        if err["type"] == "extra_forbidden":
+            hint = _did_you_mean(str(err["loc"][-1]), err["loc"][:-1])
+            problems.append(f"unknown key '{key}'{hint}")
+            continue
+        message = str(err["msg"]).removeprefix("Value error, ")
+        got = err.get("input")
+        shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) and repr(got) not in message else ""
+        problems.append(f"'{key}': {message}{shown}")
+    origin = f"config file {path}"
+    if any(k.split(".")[0] in overrides for k in [first_key or ""]):
+        origin = f"environment override of {first_key}"
+    return ConfigError(f"{origin} is invalid: " + "; ".join(problems) + ".", source=str(path), key=first_key)
+
+
+def _did_you_mean(name: str, parent: tuple[Any, ...]) -> str:
+    import difflib
+
+    model: type[BaseModel] = Config
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            break
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(model.model_fields)})"

@@ -1,0 +1,130 @@
+"""Plain values that cross layers: repositories, issues, pull requests and agent runs.
+
+Frozen dataclasses, no I/O and no vendor types, so the core can decide on them and the
+adapters (GitHub, Prefect) can build them from whatever they read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from k3sc.labels import Kind
+
+
+@dataclass(frozen=True, order=True)
+class Repo:
+    """A GitHub repository; compared case-insensitively like GitHub does."""
+
+    owner: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> Repo:
+        """Parse `owner/name`; raises ValueError on anything else."""
+        owner, sep, name = text.strip().partition("/")
+        if not sep or not owner or not name or "/" in name or " " in text.strip():
+            raise ValueError(f"expected owner/name, got {text!r}")
+        return cls(owner, name)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    @property
+    def key(self) -> str:
+        """Lower-cased `owner/name`: the identity used in keys, tags and names."""
+        return self.full_name.lower()
+
+    def __str__(self) -> str:
+        return self.full_name
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An open GitHub issue as k3sc sees it (pull requests excluded)."""
+
+    repo: Repo
+    number: int
+    title: str
+    author: str
+    created_at: datetime
+    labels: tuple[str, ...]
+    url: str = ""
+
+    @property
+    def key(self) -> str:
+        """Lower-cased `owner/name#N`: unique across repositories."""
+        return f"{self.repo.key}#{self.number}"
+
+    def with_labels(self, labels: tuple[str, ...]) -> Issue:
+        return Issue(self.repo, self.number, self.title, self.author, self.created_at, labels, self.url)
+
+
+@dataclass(frozen=True)
+class Pull:
+    """An open pull request; `issue` is the issue its branch names (issue-N), if any."""
+
+    repo: Repo
+    number: int
+    branch: str
+    issue: int | None
+    owner: str | None
+    waiting: bool
+    url: str = ""
+    title: str = ""
+    labels: tuple[str, ...] = ()
+    created_at: datetime | None = None
+
+
+class RunPhase(StrEnum):
+    """Where an agent run is, reduced from Prefect's state types."""
+
+    WAITING = "waiting"  # scheduled, pending, late, paused: not started yet
+    RUNNING = "running"  # running or cancelling
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CRASHED = "crashed"
+    CANCELLED = "cancelled"
+
+    @property
+    def active(self) -> bool:
+        return self in (RunPhase.WAITING, RunPhase.RUNNING)
+
+
+class Outcome(StrEnum):
+    """The verified result of an attempt, recorded once at hand-off."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    """One attempt of an agent on an issue (a flow run of the `k3sc-agent` deployment)."""
+
+    id: str
+    repo: Repo
+    issue: int
+    kind: Kind
+    agent: str
+    attempt: int
+    phase: RunPhase
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    handed_off: bool = False
+    outcome: Outcome | None = None
+    message: str = ""
+    pr: int | None = None
+    tags: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def issue_key(self) -> str:
+        return f"{self.repo.key}#{self.issue}"
+
+    @property
+    def active(self) -> bool:
+        """Still occupying its slot: not started, running, or ended but not yet handed off."""
+        return self.phase.active or not self.handed_off
