@@ -1,0 +1,12 @@
+"""Shared pytest setup: fixtures live in tests/fixtures/* plugin modules, one per area."""
+
+import os
+
+# Nothing k3sc starts in tests may phone home (reference/prefect.md §10).
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+pytest_plugins = [
+    "tests.fixtures.environment",
+    "tests.fixtures.github",
+]
