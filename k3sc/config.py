@@ -428,7 +428,8 @@ def _config_error(exc: ValidationError, path: Path, overrides: dict[str, Any]) -
             continue
         message = str(err["msg"]).removeprefix("Value error, ")
         got = err.get("input")
-        shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) and repr(got) not in message else ""
+        scalar = isinstance(got, (str, int, float, bool))
+        shown = f" (got {got!r})" if scalar and repr(got) not in message else ""
         problems.append(f"'{key}': {message}{shown}")
     origin = f"config file {path}"
     if any(k.split(".")[0] in overrides for k in [first_key or ""]):
