@@ -301,4 +301,3 @@ def plan(
         )
         used.add(slots.letter_of(agent))
     return Plan(tuple(decisions), last_family)
-
