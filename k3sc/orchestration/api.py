@@ -1,0 +1,291 @@
+"""A small async client for the Prefect REST API, on plain httpx.
+
+Why not `prefect.client`: importing prefect costs ~2 s and ~1000 modules, and the CLI's hot
+paths (`k3sc scan`, `k3sc dispatch`) and the dispatcher only need a dozen endpoints. Inside
+flows the same client is used, so there is one way k3sc reads and writes runs and variables.
+Transient failures (connection errors, 429, 5xx) are retried with backoff; everything else
+becomes an `OrchestrationError` that names the endpoint, never a raw httpx exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from k3sc.config import k3sc_home
+from k3sc.errors import OrchestrationError
+
+PAGE = 200  # the server rejects larger flow-run pages with 422
+TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+NON_TERMINAL = ("SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "PAUSED")
+
+
+def server_file() -> Path:
+    """Where `k3sc up` records the local server it started, so other commands find it."""
+    return k3sc_home() / "prefect-server.json"
+
+
+def resolve_api_url(environ: dict[str, str] | None = None) -> str | None:
+    """`PREFECT_API_URL`, else the server `k3sc up` recorded, else None."""
+    env = os.environ if environ is None else environ
+    if url := env.get("PREFECT_API_URL", "").strip():
+        return url.rstrip("/")
+    try:
+        data = json.loads(server_file().read_text())
+    except (OSError, ValueError):
+        return None
+    recorded = data.get("api_url") if isinstance(data, dict) else None
+    return str(recorded).rstrip("/") if recorded else None
+
+
+class PrefectAPI:
+    """The endpoints k3sc needs: deployments, flow runs, states, tags and variables."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth_string: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Content-Type": "application/json"}
+        auth: httpx.BasicAuth | None = None
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        elif auth_string and ":" in auth_string:
+            user, _, password = auth_string.partition(":")
+            auth = httpx.BasicAuth(user, password)
+        self.url = url.rstrip("/")
+        self._retries = retries
+        self._backoff = backoff
+        self._client = httpx.AsyncClient(
+            base_url=self.url + "/", headers=headers, auth=auth, timeout=timeout, transport=transport
+        )
+        self._deployment_ids: dict[str, str] = {}
+        self.requests = 0
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> PrefectAPI:
+        """A client for the server in `PREFECT_API_URL` (or the one `k3sc up` started)."""
+        url = resolve_api_url()
+        if not url:
+            raise OrchestrationError(
+                "no Prefect server known: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api) "
+                "or start one with `k3sc up`."
+            )
+        return cls(
+            url,
+            auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None,
+            api_key=os.environ.get("PREFECT_API_KEY") or None,
+            **kwargs,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # ------------------------------------------------------------------ transport
+
+    async def _request(
+        self, method: str, path: str, *, body: Any = None, ok: Sequence[int] = (200, 201, 204)
+    ) -> httpx.Response:
+        """One call with retries for transient failures; other failures raise OrchestrationError."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests += 1
+            try:
+                response = await self._client.request(
+                    method, path.lstrip("/"), content=None if body is None else json.dumps(body, default=str)
+                )
+            except httpx.TransportError as exc:
+                if attempt <= self._retries:
+                    await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                    continue
+                raise OrchestrationError(f"Prefect API at {self.url} unreachable ({type(exc).__name__})") from exc
+            if response.status_code in ok:
+                return response
+            if (response.status_code == 429 or response.status_code >= 500) and attempt <= self._retries:
+                delay = float(response.headers.get("Retry-After") or self._backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(min(delay, 30.0))
+                continue
+            detail = response.text[:300].replace("\n", " ")
+            raise OrchestrationError(f"Prefect API {method} /{path.lstrip('/')} → {response.status_code}: {detail}")
+
+    async def health(self) -> bool:
+        try:
+            response = await self._client.get("health", timeout=5.0)
+        except httpx.TransportError:
+            return False
+        return response.status_code == 200
+
+    # ------------------------------------------------------------------ deployments
+
+    async def deployment(self, name: str) -> dict[str, Any]:
+        """Read a deployment by `flow-name/deployment-name`."""
+        flow, _, deployment = name.partition("/")
+        response = await self._request("GET", f"deployments/name/{flow}/{deployment}", ok=(200, 404))
+        if response.status_code == 404:
+            raise OrchestrationError(f"deployment {name!r} not found; run `k3sc up` to deploy the flows")
+        data: dict[str, Any] = response.json()
+        self._deployment_ids[name] = str(data["id"])
+        return data
+
+    async def deployment_id(self, name: str) -> str:
+        if name not in self._deployment_ids:
+            await self.deployment(name)
+        return self._deployment_ids[name]
+
+    async def create_flow_run(
+        self,
+        deployment: str,
+        *,
+        parameters: dict[str, Any],
+        name: str | None = None,
+        tags: Iterable[str] = (),
+        idempotency_key: str | None = None,
+        scheduled_time: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Create a run of `deployment`; with an idempotency key a repeat returns the same run."""
+        body: dict[str, Any] = {"parameters": parameters, "tags": list(tags)}
+        if name:
+            body["name"] = name
+        if idempotency_key:
+            body["idempotency_key"] = idempotency_key
+        state: dict[str, Any] = {"type": "SCHEDULED", "name": "Scheduled"}
+        if scheduled_time is not None:
+            state["state_details"] = {"scheduled_time": scheduled_time.isoformat()}
+        body["state"] = state
+        deployment_id = await self.deployment_id(deployment)
+        response = await self._request("POST", f"deployments/{deployment_id}/create_flow_run", body=body)
+        result: dict[str, Any] = response.json()
+        return result
+
+    # ------------------------------------------------------------------ flow runs
+
+    async def flow_runs(
+        self,
+        *,
+        tags_all: Sequence[str] = (),
+        tags_any: Sequence[str] = (),
+        state_types: Sequence[str] = (),
+        idempotency_keys: Sequence[str] = (),
+        deployment_ids: Sequence[str] = (),
+        sort: str = "EXPECTED_START_TIME_DESC",
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Filter flow runs, following pages of 200 until `limit` (None = all)."""
+        runs_filter: dict[str, Any] = {}
+        tags: dict[str, Any] = {}
+        if tags_all:
+            tags["all_"] = list(tags_all)
+        if tags_any:
+            tags["any_"] = list(tags_any)
+        if tags:
+            runs_filter["tags"] = tags
+        if state_types:
+            runs_filter["state"] = {"type": {"any_": list(state_types)}}
+        if idempotency_keys:
+            runs_filter["idempotency_key"] = {"any_": list(idempotency_keys)}
+        if deployment_ids:
+            runs_filter["deployment_id"] = {"any_": list(deployment_ids)}
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = PAGE if limit is None else min(PAGE, limit - len(found))
+            if page <= 0:
+                return found
+            body = {"flow_runs": runs_filter, "sort": sort, "limit": page, "offset": offset}
+            batch = (await self._request("POST", "flow_runs/filter", body=body)).json()
+            found.extend(batch)
+            if len(batch) < page:
+                return found
+            offset += len(batch)
+
+    async def flow_run(self, run_id: str) -> dict[str, Any] | None:
+        response = await self._request("GET", f"flow_runs/{run_id}", ok=(200, 404))
+        if response.status_code == 404:
+            return None
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
+        await self._request("PATCH", f"flow_runs/{run_id}", body={"tags": list(tags)})
+
+    async def set_state(
+        self,
+        run_id: str,
+        state_type: str,
+        *,
+        name: str | None = None,
+        message: str | None = None,
+        scheduled_time: datetime | None = None,
+        force: bool = False,
+    ) -> str:
+        """Propose a state; returns the orchestration status (ACCEPT, REJECT, ABORT, WAIT)."""
+        state: dict[str, Any] = {"type": state_type}
+        if name:
+            state["name"] = name
+        if message:
+            state["message"] = message
+        if scheduled_time is not None:
+            state["state_details"] = {"scheduled_time": scheduled_time.isoformat()}
+        body = {"state": state, "force": force}
+        response = await self._request("POST", f"flow_runs/{run_id}/set_state", body=body)
+        return str(response.json().get("status", ""))
+
+    async def delete_flow_run(self, run_id: str) -> None:
+        await self._request("DELETE", f"flow_runs/{run_id}", ok=(200, 204, 404))
+
+    # ------------------------------------------------------------------ variables
+
+    async def variable(self, name: str) -> Any:
+        """The value of a variable, or None if it does not exist."""
+        response = await self._request("GET", f"variables/name/{name}", ok=(200, 404))
+        return response.json().get("value") if response.status_code == 200 else None
+
+    async def create_variable(self, name: str, value: Any, tags: Sequence[str] = ()) -> bool:
+        """Atomic create-if-absent: True if we created it, False if it already existed."""
+        body = {"name": name, "value": value, "tags": list(tags)}
+        response = await self._request("POST", "variables/", body=body, ok=(200, 201, 409))
+        return response.status_code != 409
+
+    async def set_variable(self, name: str, value: Any, tags: Sequence[str] = ()) -> None:
+        """Write a variable, creating it if needed (last writer wins)."""
+        response = await self._request("PATCH", f"variables/name/{name}", body={"value": value}, ok=(204, 404))
+        if response.status_code == 404 and not await self.create_variable(name, value, tags):
+            await self._request("PATCH", f"variables/name/{name}", body={"value": value}, ok=(204,))
+
+    async def delete_variable(self, name: str) -> None:
+        await self._request("DELETE", f"variables/name/{name}", ok=(204, 404))
+
+    # ------------------------------------------------------------------ work pools
+
+    async def work_pool(self, name: str) -> dict[str, Any] | None:
+        response = await self._request("GET", f"work_pools/{name}", ok=(200, 404))
+        if response.status_code == 404:
+            return None
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def update_work_pool(self, name: str, **fields: Any) -> None:
+        await self._request("PATCH", f"work_pools/{name}", body=fields, ok=(204,))

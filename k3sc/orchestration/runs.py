@@ -1,0 +1,137 @@
+"""Agent runs as k3sc sees them: read from Prefect flow runs, submitted, and marked handed off.
+
+A flow run of the `k3sc-agent` deployment *is* an attempt. Its identity lives in its tags
+(`issue:acme/api#7`, `kind:implement`, `agent:claude-b`, `attempt:1`), because Prefect filters
+runs by tags and not by parameters. `handoff:pending` stays on a run until the dispatcher has
+applied its outcome to GitHub; then it is swapped for `outcome:success|failure`. Active slots,
+failure counts and attempt numbers are all derived from these records (invariant 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from k3sc import names
+from k3sc.models import AgentRun, Outcome, RunPhase
+from k3sc.orchestration.api import PrefectAPI
+from k3sc.workflow import Dispatch
+
+AGENT_DEPLOYMENT = "k3sc-agent/k3sc-agent"
+DISPATCH_DEPLOYMENT = "k3sc-dispatch/k3sc-dispatch"
+
+_PHASES = {
+    "SCHEDULED": RunPhase.WAITING,
+    "PENDING": RunPhase.WAITING,
+    "PAUSED": RunPhase.WAITING,
+    "RUNNING": RunPhase.RUNNING,
+    "CANCELLING": RunPhase.RUNNING,
+    "COMPLETED": RunPhase.COMPLETED,
+    "FAILED": RunPhase.FAILED,
+    "CRASHED": RunPhase.CRASHED,
+    "CANCELLED": RunPhase.CANCELLED,
+}
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def to_agent_run(flow_run: dict[str, Any]) -> AgentRun | None:
+    """Build an AgentRun from a flow-run JSON document; None if it is not a k3sc agent run."""
+    tags = tuple(flow_run.get("tags") or ())
+    identity = names.parse_run_tags(tags)
+    if identity is None:
+        return None
+    state = flow_run.get("state") or {}
+    parameters = flow_run.get("parameters") or {}
+    pr = parameters.get("pr")
+    outcome = Outcome(identity.outcome) if identity.outcome in set(Outcome) else None
+    created = _time(flow_run.get("created"))
+    assert created is not None  # the server always sets it
+    return AgentRun(
+        id=str(flow_run["id"]),
+        repo=identity.repo,
+        issue=identity.issue,
+        kind=identity.kind,
+        agent=identity.agent,
+        attempt=identity.attempt,
+        phase=_PHASES.get(str(state.get("type", "SCHEDULED")), RunPhase.WAITING),
+        created_at=created,
+        started_at=_time(flow_run.get("start_time")),
+        ended_at=_time(flow_run.get("end_time")),
+        handed_off=identity.handed_off,
+        outcome=outcome,
+        message=str(state.get("message") or ""),
+        pr=int(pr) if isinstance(pr, int) else None,
+        tags=tags,
+    )
+
+
+def _agent_runs(flow_runs: Iterable[dict[str, Any]]) -> list[AgentRun]:
+    return [run for fr in flow_runs if (run := to_agent_run(fr)) is not None]
+
+
+async def pending_runs(api: PrefectAPI) -> list[AgentRun]:
+    """Every attempt not yet handed off: queued, running, or finished awaiting hand-off."""
+    found = await api.flow_runs(tags_all=[names.TAG_AGENT_RUN, names.TAG_HANDOFF_PENDING])
+    return _agent_runs(found)
+
+
+async def runs_for_issues(api: PrefectAPI, issue_refs: Iterable[str]) -> list[AgentRun]:
+    """The full recorded history of the given issues (`acme/api#7`), in batches."""
+    refs = sorted(set(issue_refs))
+    runs: list[AgentRun] = []
+    for start in range(0, len(refs), 100):
+        batch = [f"issue:{ref}" for ref in refs[start : start + 100]]
+        runs.extend(_agent_runs(await api.flow_runs(tags_all=[names.TAG_AGENT_RUN], tags_any=batch)))
+    return runs
+
+
+async def run_by_key(api: PrefectAPI, keys: Iterable[str]) -> dict[str, AgentRun]:
+    """Runs already created for these idempotency keys, by key."""
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    found = await api.flow_runs(idempotency_keys=wanted)
+    by_key: dict[str, AgentRun] = {}
+    for flow_run in found:
+        run = to_agent_run(flow_run)
+        if run is not None and flow_run.get("idempotency_key"):
+            by_key[str(flow_run["idempotency_key"])] = run
+    return by_key
+
+
+def parameters_for(dispatch: Dispatch) -> dict[str, Any]:
+    """The agent flow's parameters: identities only, never a secret (invariant 5)."""
+    return {
+        "repo": dispatch.issue.repo.full_name,
+        "issue": dispatch.issue.number,
+        "kind": dispatch.kind.value,
+        "agent": dispatch.agent,
+        "attempt": dispatch.attempt,
+        "pr": dispatch.pr,
+    }
+
+
+async def submit(api: PrefectAPI, dispatch: Dispatch) -> AgentRun:
+    """Create the agent run for a dispatch; idempotent per (repo, issue, kind, attempt)."""
+    repo, issue = dispatch.issue.repo, dispatch.issue.number
+    flow_run = await api.create_flow_run(
+        AGENT_DEPLOYMENT,
+        parameters=parameters_for(dispatch),
+        name=names.run_name(repo, issue, dispatch.kind, dispatch.agent),
+        tags=names.run_tags(repo, issue, dispatch.kind, dispatch.agent, dispatch.attempt),
+        idempotency_key=names.idempotency_key(repo, issue, dispatch.kind, dispatch.attempt),
+    )
+    run = to_agent_run(flow_run)
+    assert run is not None  # we just tagged it
+    return run
+
+
+async def mark_handed_off(api: PrefectAPI, run: AgentRun, outcome: Outcome) -> None:
+    """Record the verified outcome on the run; after this no pass applies it again."""
+    await api.set_tags(run.id, names.handed_off_tags(run.tags, outcome.value))
