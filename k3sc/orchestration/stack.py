@@ -1,0 +1,183 @@
+"""Start and stop the local pieces of the embedded default: a Prefect server and process workers.
+
+`k3sc up`, the test suite and the benchmarks all run the same real processes this module
+starts, with telemetry off (reference/prefect.md §10), a 1 s worker poll (hand-offs in
+seconds, §2.7 of intake-and-budget.md) and flow heartbeats so a killed run is detected.
+Each child gets its own session so Ctrl-C in a terminal reaches k3sc first, and k3sc stops
+them in order: workers (one signal, a bounded wait, then SIGKILL of the group), then server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from k3sc.errors import OrchestrationError
+
+TELEMETRY_OFF = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+# Settings every process k3sc starts shares (server, workers, and through them the flow runs).
+COMMON_SETTINGS = {
+    **TELEMETRY_OFF,
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "1",
+}
+
+SERVER_SETTINGS = {
+    # Live log following needs both (reference/prefect.md §8).
+    "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
+    "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
+    # Deployment concurrency leases survive a server restart.
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
+}
+
+WORKER_SETTINGS = {
+    "PREFECT_WORKER_QUERY_SECONDS": "1",
+    "PREFECT_WORKER_PREFETCH_SECONDS": "10",
+    # Heartbeats let the zombie automation crash runs whose process died (k3sc's deploy step).
+    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+    "PREFECT_WORKER_ENABLE_CANCELLATION": "true",
+    "PREFECT_WORKER_CANCELLATION_POLL_SECONDS": "5",
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def prefect_executable() -> list[str]:
+    """The `prefect` CLI of this interpreter's environment."""
+    return [sys.executable, "-m", "prefect"]
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **COMMON_SETTINGS}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # let the flow subprocesses reuse compiled modules
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class ManagedProcess:
+    """A child process k3sc started and must stop."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
+        """One polite signal to the group, a bounded wait, then SIGKILL of the whole group."""
+        if not self.alive:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+        try:
+            self.popen.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def spawn(name: str, argv: list[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None) -> ManagedProcess:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    try:
+        popen = subprocess.Popen(  # noqa: S603 - argv is built here, never from user text
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+    return ManagedProcess(name, popen, log_path)
+
+
+@dataclass
+class LocalStack:
+    """A local Prefect server (optional) and the workers serving k3sc's pools."""
+
+    home: Path
+    api_url: str | None = None
+    processes: list[ManagedProcess] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    def start_server(self, *, port: int | None = None, timeout: float = 180.0) -> str:
+        """Start `prefect server start` on loopback with SQLite under `home`; return the API URL."""
+        port = port or free_port()
+        prefect_home = self.home / "prefect"
+        prefect_home.mkdir(parents=True, exist_ok=True)
+        env = child_env({**SERVER_SETTINGS, "PREFECT_HOME": str(prefect_home), **self.extra_env})
+        env.pop("PREFECT_API_URL", None)
+        argv = [*prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        server = spawn("prefect-server", argv, env, self.log_dir / "server.log")
+        self.processes.append(server)
+        self.api_url = f"http://127.0.0.1:{port}/api"
+        wait_healthy(self.api_url, timeout, server)
+        return self.api_url
+
+    def worker_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        if not self.api_url:
+            raise OrchestrationError("no Prefect API URL: start or name a server first")
+        return child_env({**WORKER_SETTINGS, "PREFECT_API_URL": self.api_url, **self.extra_env, **(extra or {})})
+
+    def start_worker(self, pool: str, *, env: Mapping[str, str] | None = None) -> ManagedProcess:
+        """Start a process worker polling `pool`."""
+        argv = [*prefect_executable(), "worker", "start", "--pool", pool, "--type", "process", "--name", f"k3sc-{pool}"]
+        worker = spawn(f"worker {pool}", argv, self.worker_env(env), self.log_dir / f"worker-{pool}.log")
+        self.processes.append(worker)
+        return worker
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop everything started here, newest first (workers before the server)."""
+        for process in reversed(self.processes):
+            process.stop(grace=grace)
+        self.processes.clear()
+
+
+def wait_healthy(api_url: str, timeout: float, process: ManagedProcess | None = None) -> None:
+    """Poll `/health` until it answers, the process dies, or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and not process.alive:
+            raise OrchestrationError(
+                f"{process.name} exited with code {process.popen.returncode}:\n{process.log_tail()}"
+            )
+        try:
+            if httpx.get(f"{api_url}/health", timeout=2.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise OrchestrationError(f"Prefect server at {api_url} not healthy after {timeout:.0f}s")
