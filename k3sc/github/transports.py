@@ -1,0 +1,149 @@
+"""The HTTP stack under githubkit: on-disk cache, then credentials, then a meter, then the network.
+
+    githubkit's httpx.AsyncClient (no auth of its own, `Cache-Control: no-cache` on every request)
+      └── hishel AsyncCacheTransport   sqlite file under the cache dir; stored responses are always
+          │                            revalidated, so a repeated GET goes out with If-None-Match
+          └── AuthTransport            adds the token *below* the cache: it never reaches the file
+              └── MeteringTransport    sees every response that crossed the wire (304s, rate headers)
+                  └── httpx.AsyncHTTPTransport (or a test's transport)
+
+Built here rather than through githubkit's `cache_strategy` because that puts the cache above the
+auth flow, which stores the `Authorization` header of every request in the sqlite file, and because
+only a layer below the cache can count real requests and 304s.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from k3sc.github.ratelimit import BudgetMeter
+
+ENV_CACHE_DIR = "K3SC_CACHE_DIR"
+CACHE_FILE = "github-http.sqlite"
+# Entries not revalidated for a week (closed issues, removed repos) are dropped by hishel's cleanup.
+CACHE_TTL_SECONDS = 7 * 24 * 3600
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`$K3SC_CACHE_DIR`, else `$XDG_CACHE_HOME/k3sc`, else `~/.cache/k3sc`."""
+    env = os.environ if environ is None else environ
+    if env.get(ENV_CACHE_DIR, "").strip():
+        return Path(os.path.expanduser(env[ENV_CACHE_DIR].strip()))
+    xdg = env.get("XDG_CACHE_HOME", "").strip()
+    base = Path(os.path.expanduser(xdg)) if xdg else Path.home() / ".cache"
+    return base / "k3sc"
+
+
+class CredentialFailure(Exception):
+    """The auth flow itself failed (bad App key, installation token refused); not a GitHub answer."""
+
+
+class MeteringTransport(httpx.AsyncBaseTransport):
+    """Counts every response that came back over the wire and reads its rate-limit headers."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, meter: BudgetMeter) -> None:
+        self._inner = inner
+        self._meter = meter
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        self._meter.observe(response.status_code, response.headers)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class AuthTransport(httpx.AsyncBaseTransport):
+    """Runs an httpx auth flow at transport level, the way httpx.AsyncClient would above it.
+
+    A flow may send requests of its own first (the App's installation-token POST); those go straight
+    to the network, uncached.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, auth: httpx.Auth) -> None:
+        self._inner = inner
+        self._auth = auth
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        flow = self._auth.async_auth_flow(request)
+        try:
+            outgoing = await flow.__anext__()
+        except Exception as exc:
+            raise CredentialFailure(type(exc).__name__) from exc
+        while True:
+            response = await self._inner.handle_async_request(outgoing)
+            try:
+                outgoing = await flow.asend(response)
+            except StopAsyncIteration:
+                return response
+            except Exception as exc:
+                await response.aclose()
+                raise CredentialFailure(_describe(exc)) from exc
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _describe(exc: Exception) -> str:
+    """Status and GitHub's message of a failed token request, without headers or bodies."""
+    response = getattr(getattr(exc, "response", None), "raw_response", None)
+    if isinstance(response, httpx.Response):
+        return f"the installation token request was answered {response.status_code}"
+    return type(exc).__name__
+
+
+def build(
+    *,
+    auth: httpx.Auth,
+    meter: BudgetMeter,
+    cache_path: Path | None,
+    network: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncBaseTransport:
+    """The stack above, with `network` at the bottom (default: a real HTTP transport).
+
+    `cache_path=None` disables the cache (used by nothing in production; kept for measurement).
+    """
+    bottom = network or httpx.AsyncHTTPTransport(retries=0)
+    stack: httpx.AsyncBaseTransport = AuthTransport(MeteringTransport(bottom, meter), auth)
+    if cache_path is None:
+        return stack
+    from hishel import CacheOptions, SpecificationPolicy
+    from hishel.httpx import AsyncCacheTransport
+
+    storage = _latest_storage()(database_path=cache_path, default_ttl=CACHE_TTL_SECONDS)
+    # A private cache: GitHub marks API responses `Cache-Control: private`.
+    policy = SpecificationPolicy(cache_options=CacheOptions(shared=False))
+    transport: httpx.AsyncBaseTransport = AsyncCacheTransport(
+        next_transport=stack, storage=storage, policy=policy
+    )
+    return transport
+
+
+def _latest_storage() -> type[Any]:
+    """hishel's sqlite storage, keeping only the newest response per URL.
+
+    hishel 1.4 keeps the superseded entry when a revalidation returns 200 and picks between the two
+    by their `Date` header, which has one-second resolution: after a change and a re-read in the
+    same second (every claim does that) the next request revalidated the *old* ETag and paid for a
+    full 200. k3sc's requests never vary per URL (same Accept, auth below the cache), so one entry
+    per URL is all a cache key needs.
+    """
+    from hishel import AsyncSqliteStorage, Entry, Request, Response
+
+    class LatestOnlyStorage(AsyncSqliteStorage):
+        async def create_entry(
+            self, request: Request, response: Response, key: str, id_: uuid.UUID | None = None
+        ) -> Entry:
+            for old in await self.get_entries(key):
+                await self.remove_entry(old.id)
+            return await super().create_entry(request, response, key, id_)
+
+    return LatestOnlyStorage
