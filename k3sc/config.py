@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -90,6 +91,16 @@ def _expand_path(value: Any) -> Any:
 ExpandedPath = Annotated[Path, BeforeValidator(_expand_path)]
 
 
+def _reject_bool(value: Any) -> Any:
+    # pydantic's lax int accepts True as 1, and YAML reads `yes`/`on`/`true` as True.
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, not a yes/no value")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_reject_bool)]
+
+
 def k3sc_home() -> Path:
     """Where k3sc keeps its state (`$K3SC_HOME`, default `~/.k3sc`)."""
     return Path(os.path.expanduser(os.environ.get(ENV_HOME) or "~/.k3sc"))
@@ -130,8 +141,11 @@ class ScanConfig(_Section):
     min_interval: Duration = timedelta(minutes=2)
     max_interval: Duration = timedelta(hours=1)
     task_ttl: Duration = timedelta(hours=24)
+    # How long an issue may carry one of our slot labels with no agent run behind it before
+    # the dispatcher hands it off as a failure (a lost claim, a deleted run).
+    orphan_grace: Duration = timedelta(minutes=10)
 
-    @field_validator("min_interval", "max_interval", "task_ttl")
+    @field_validator("min_interval", "max_interval", "task_ttl", "orphan_grace")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value.total_seconds() < 1:
@@ -197,6 +211,13 @@ class AgentConfig(_Section):
     timeout: Duration = timedelta(hours=1)
     prompts: PromptsConfig = PromptsConfig()
 
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
     @field_validator("command", mode="before")
     @classmethod
     def _argv(cls, value: Any) -> Any:
@@ -210,8 +231,8 @@ class AgentConfig(_Section):
 class GitHubAppConfig(_Section):
     """GitHub App credentials, used instead of a token when present."""
 
-    app_id: int = Field(gt=0)
-    installation_id: int = Field(gt=0)
+    app_id: WholeNumber = Field(gt=0)
+    installation_id: WholeNumber = Field(gt=0)
     private_key_path: ExpandedPath | None = None
     private_key: SecretStr | None = None
 
@@ -238,7 +259,7 @@ class Config(_Section):
     """Every field of the original `~/.k3sc.yaml` (reference §7) plus k3sc's own additions."""
 
     namespace: str = Field("claude-agents", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
-    max_slots: int = Field(5, ge=1, le=MAX_SLOT_LETTERS)
+    max_slots: WholeNumber = Field(5, ge=1, le=MAX_SLOT_LETTERS)
     launch_dir: ExpandedPath = Field(default_factory=_default_launch_dir)
     image_dir: ExpandedPath | None = None
     github_url: str = "https://github.com"
@@ -274,7 +295,8 @@ class Config(_Section):
     @classmethod
     def _authors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for login in value:
-            if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(\[bot\])?", login):
+            # Older accounts may end in or repeat a hyphen (the original author is `abix-`).
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}(\[bot\])?", login):
                 raise ValueError(f"{login!r} is not a GitHub login")
         return value
 
@@ -350,7 +372,7 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Loa
     overrides: dict[str, Any] = {}
     if env.get(ENV_MAX_SLOTS, "").strip():
         raw = env[ENV_MAX_SLOTS].strip()
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_SLOT_LETTERS:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_SLOT_LETTERS:
             raise ConfigError(
                 f"environment variable {ENV_MAX_SLOTS}={raw!r} is invalid: "
                 f"expected a whole number from 1 to {MAX_SLOT_LETTERS}.",
@@ -403,8 +425,12 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], bool]:
     return data, True
 
 
+# Deeper than any section nests (agent.prompts.implement is 3); only guards YAML alias cycles.
+_MAX_KEY_DEPTH = 8
+
+
 def _leaf_keys(data: Any, prefix: str = "") -> list[str]:
-    if isinstance(data, dict) and prefix.count(".") < 2:
+    if isinstance(data, dict) and prefix.count(".") < _MAX_KEY_DEPTH:
         keys: list[str] = []
         for key, value in data.items():
             path = f"{prefix}{key}"
@@ -418,37 +444,69 @@ def _config_error(exc: ValidationError, path: Path, overrides: dict[str, Any]) -
     """One paragraph naming every bad key (file or env) and what was expected."""
     problems: list[str] = []
     first_key: str | None = None
+    from_file = False
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         key = loc or "(top level)"
         first_key = first_key or key
+        env_name = _OVERRIDE_ENV.get(key.split(".")[0]) if key.split(".")[0] in overrides else None
+        from_file = from_file or env_name is None
         if err["type"] == "extra_forbidden":
             hint = _did_you_mean(str(err["loc"][-1]), err["loc"][:-1])
             problems.append(f"unknown key '{key}'{hint}")
             continue
-        message = str(err["msg"]).removeprefix("Value error, ")
+        # Users write YAML lists; "tuple" is our storage type, not their vocabulary.
+        message = str(err["msg"]).removeprefix("Value error, ").replace("a valid tuple", "a list")
         got = err.get("input")
-        scalar = isinstance(got, (str, int, float, bool))
+        scalar = isinstance(got, (str, int, float, bool)) and not _is_secret(err["loc"])
         shown = f" (got {got!r})" if scalar and repr(got) not in message else ""
-        problems.append(f"'{key}': {message}{shown}")
-    origin = f"config file {path}"
-    if any(k.split(".")[0] in overrides for k in [first_key or ""]):
-        origin = f"environment override of {first_key}"
-    return ConfigError(f"{origin} is invalid: " + "; ".join(problems) + ".", source=str(path), key=first_key)
+        where = f" (from environment variable {env_name})" if env_name else ""
+        problems.append(f"'{key}'{where}: {message}{shown}")
+    origin = f"config file {path}" if from_file else "the configuration from the environment"
+    source = str(path) if from_file else f"env:{_OVERRIDE_ENV[(first_key or '').split('.')[0]]}"
+    return ConfigError(f"{origin} is invalid: " + "; ".join(problems) + ".", source=source, key=first_key)
 
 
-def _did_you_mean(name: str, parent: tuple[Any, ...]) -> str:
-    import difflib
+# Which environment variable an override in `load` came from, to name it in errors.
+_OVERRIDE_ENV = {"max_slots": ENV_MAX_SLOTS, "github_api_url": ENV_API_URL}
 
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The model behind a field: `RepoConfig` for `tuple[RepoConfig, ...]`, `X` for `X | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _section_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _model_at(parent: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The section model an error location points into (`("repos", 0)` → RepoConfig), if any."""
     model: type[BaseModel] = Config
     for part in parent:
         if isinstance(part, int):
             continue
         field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            break
+        section = _section_model(getattr(field, "annotation", None))
+        if section is None:
+            return None
+        model = section
+    return model
+
+
+def _is_secret(loc: tuple[Any, ...]) -> bool:
+    """True if the value at `loc` is a SecretStr field, whose input must never be echoed."""
+    model = _model_at(loc[:-1]) if loc else None
+    field = model.model_fields.get(str(loc[-1])) if model else None
+    annotation = getattr(field, "annotation", None)
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
+
+
+def _did_you_mean(name: str, parent: tuple[Any, ...]) -> str:
+    import difflib
+
+    model = _model_at(parent) or Config
     close = difflib.get_close_matches(name, list(model.model_fields), n=1)
     return f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(model.model_fields)})"

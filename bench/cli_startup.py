@@ -1,0 +1,125 @@
+"""CLI start-up time: the figure the README quotes, and a gate in `.ci/run`.
+
+Runs each command in COMMANDS once to warm the file cache, then RUNS more times, and prints the
+median wall time, plus the five slowest imports (cumulative) of `import k3sc.cli` from
+`python -X importtime`. Exits 1 if any median exceeds THRESHOLD_S. Wall time is measured around
+`subprocess.run` with a Python timing loop (hyperfine is not on PyPI).
+
+    uv run python bench/cli_startup.py [--runs 10] [--threshold 0.20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # the venv this script runs in (`uv run` → .venv/bin)
+
+# The measured set, explicit: (label, argv). Add a command here when it must start fast.
+COMMANDS: list[tuple[str, list[str]]] = [
+    ("k3sc --help", [str(BIN / "k3sc"), "--help"]),
+    ("k3sc --version", [str(BIN / "k3sc"), "--version"]),
+    ("python -m k3sc --help", [sys.executable, "-m", "k3sc", "--help"]),
+    ("python -m k3sc --version", [sys.executable, "-m", "k3sc", "--version"]),
+]
+IMPORTTIME_ARGV = [sys.executable, "-X", "importtime", "-c", "import k3sc.cli"]
+
+RUNS = 10
+WARMUPS = 1
+THRESHOLD_S = 0.20
+TOP_IMPORTS = 5
+
+
+def child_env() -> dict[str, str]:
+    """The caller's environment with telemetry off; nothing else changed, so figures match real use."""
+    return {**os.environ, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def time_command(argv: list[str], runs: int, warmups: int) -> list[float]:
+    """Wall-clock seconds of `runs` executions after `warmups` discarded ones; fails on non-zero exit."""
+    samples: list[float] = []
+    for i in range(warmups + runs):
+        start = time.perf_counter()
+        done = subprocess.run(
+            argv, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env()
+        )
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            sys.exit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode(errors='replace')}")
+        if i >= warmups:
+            samples.append(elapsed)
+    return samples
+
+
+def top_imports(count: int) -> list[tuple[str, int, int]]:
+    """(module, self µs, cumulative µs) of the `count` slowest imports of k3sc.cli, by cumulative time."""
+    done = subprocess.run(IMPORTTIME_ARGV, capture_output=True, text=True, env=child_env(), check=True)
+    rows: list[tuple[str, int, int]] = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cumulative_us, name = line.removeprefix("import time:").split("|")
+        rows.append((name.strip(), int(self_us), int(cumulative_us)))
+    return sorted(rows, key=lambda row: row[2], reverse=True)[:count]
+
+
+def k3sc_bytecode_state() -> str:
+    """Whether k3sc's own modules load from .pyc; uv compiles site-packages only, not editable sources."""
+    cached = list((ROOT / "k3sc" / "cli" / "__pycache__").glob("__init__.*.pyc"))
+    writes = "off" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "on"
+    return f"k3sc sources {'have' if cached else 'have no'} .pyc; PYTHONDONTWRITEBYTECODE writes {writes}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--threshold", type=float, default=THRESHOLD_S, help="seconds; median gate")
+    args = parser.parse_args()
+
+    if not (BIN / "k3sc").exists():
+        sys.exit(f"no k3sc console script in {BIN}; run `uv run python bench/cli_startup.py`")
+
+    print("# k3sc CLI start-up")
+    print(f"command:  uv run python bench/cli_startup.py --runs {args.runs} --threshold {args.threshold:.2f}")
+    print(
+        f"machine:  {os.cpu_count()} cores, {platform.machine()}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}"
+    )
+    print(f"date:     {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}")
+    print(f"bytecode: {k3sc_bytecode_state()}")
+    print(
+        f"method:   median wall time of {args.runs} runs after {WARMUPS} warm-up, gate {args.threshold:.2f} s"
+    )
+    print()
+    print(f"{'command':<26} {'median s':>9} {'min s':>7} {'max s':>7}")
+    slow: list[str] = []
+    for label, argv in COMMANDS:
+        samples = time_command(argv, args.runs, WARMUPS)
+        median = statistics.median(samples)
+        flag = "  SLOW" if median > args.threshold else ""
+        print(f"{label:<26} {median:>9.3f} {min(samples):>7.3f} {max(samples):>7.3f}{flag}")
+        if median > args.threshold:
+            slow.append(label)
+
+    print()
+    print(f"top {TOP_IMPORTS} imports by cumulative time: python -X importtime -c 'import k3sc.cli'")
+    print(f"{'module':<26} {'cumul. ms':>9} {'self ms':>7}")
+    for name, self_us, cumulative_us in top_imports(TOP_IMPORTS):
+        print(f"{name:<26} {cumulative_us / 1000:>9.1f} {self_us / 1000:>7.1f}")
+
+    if slow:
+        print(f"\nFAIL: median above {args.threshold:.2f} s for: {', '.join(slow)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
