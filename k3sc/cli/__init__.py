@@ -17,11 +17,12 @@ into one paragraph on stderr and the error's exit code. `--json` output goes thr
 
 from __future__ import annotations
 
-from k3sc.cli import _app, config
+from k3sc.cli import _app, config, scan
 
 app = _app.new_app()
 
 app.add_typer(config.app, name="config")
+app.command("scan")(scan.scan)
 
 
 def main() -> None:

@@ -108,6 +108,7 @@ class GitHubClient:
             await asyncio.to_thread(folder.mkdir, mode=0o700, parents=True, exist_ok=True)
             cache_path = folder / transports.CACHE_FILE
         stack = transports.build(
+            api_url=str(self._base),
             auth=credentials.http_auth(creds, str(self._base)),
             meter=self._meter,
             cache_path=cache_path,
@@ -120,6 +121,7 @@ class GitHubClient:
             user_agent=USER_AGENT,
             timeout=TIMEOUT_SECONDS,
             async_transport=stack,
+            trust_env=False,  # env proxies are applied inside the stack (transports.env_proxy)
             http_cache=False,
             auto_retry=False,
         )

@@ -15,6 +15,7 @@ only a layer below the cache can count real requests and 304s.
 from __future__ import annotations
 
 import os
+import urllib.request
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,8 +101,21 @@ def _describe(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def env_proxy(api_url: str) -> str | None:
+    """The proxy `HTTPS_PROXY`/`HTTP_PROXY` name for the API host, unless `NO_PROXY` exempts it.
+
+    The client above the stack must not pick proxies up itself (`trust_env=False`): httpx would
+    mount a proxy transport beside ours and send requests past the cache, the auth and the meter.
+    """
+    url = httpx.URL(api_url)
+    if url.host and urllib.request.proxy_bypass(url.host):
+        return None
+    return urllib.request.getproxies().get(url.scheme)
+
+
 def build(
     *,
+    api_url: str,
     auth: httpx.Auth,
     meter: BudgetMeter,
     cache_path: Path | None,
@@ -111,7 +125,7 @@ def build(
 
     `cache_path=None` disables the cache (used by nothing in production; kept for measurement).
     """
-    bottom = network or httpx.AsyncHTTPTransport(retries=0)
+    bottom = network or httpx.AsyncHTTPTransport(retries=0, proxy=env_proxy(api_url))
     stack: httpx.AsyncBaseTransport = AuthTransport(MeteringTransport(bottom, meter), auth)
     if cache_path is None:
         return stack
