@@ -15,7 +15,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
-from prefect.states import Completed, Failed, State
+from prefect.client.schemas.objects import State
+from prefect.states import Completed, Failed
 
 from k3sc import slots
 from k3sc.agent import process, prompts, streams
@@ -26,12 +27,16 @@ from tasks.context import agent_secrets, services
 
 
 @flow(name="k3sc-agent", log_prints=False, retries=0)
-async def agent(repo: str, issue: int, kind: str, agent: str, attempt: int, pr: int | None = None) -> State[Any]:
+async def agent(
+    repo: str, issue: int, kind: str, agent: str, attempt: int, pr: int | None = None
+) -> State[Any]:
     """Implement (or review) `repo#issue` as `agent`; the hand-off judges the result on GitHub."""
     log = get_run_logger()
     target, job = Repo.parse(repo), Kind(kind)
     family = slots.family_of(agent)
-    log.info("%s#%s %s by %s, attempt %s%s", target, issue, job.value, agent, attempt, f", PR #{pr}" if pr else "")
+    log.info(
+        "%s#%s %s by %s, attempt %s%s", target, issue, job.value, agent, attempt, f", PR #{pr}" if pr else ""
+    )
     async with services() as svc:
         config = svc.config
         token = svc.github_token.get_secret_value() if svc.github_token else None
@@ -95,13 +100,21 @@ def final_state(result: process.ProcessResult, summary: streams.StreamSummary, t
         resets = f" (resets {summary.resets_at:%Y-%m-%d %H:%M %Z})" if summary.resets_at else ""
         return Failed(message=f"usage limit: {summary.reason}{resets}")
     if result.exit_code != 0:
-        return Failed(message=f"exit code {result.exit_code} after {took}: {summary.reason or 'agent failed'}")
-    if summary.verdict in (streams.Verdict.AUTH, streams.Verdict.AGENT_FAILED, streams.Verdict.BUDGET_STOPPED):
+        return Failed(
+            message=f"exit code {result.exit_code} after {took}: {summary.reason or 'agent failed'}"
+        )
+    if summary.verdict in (
+        streams.Verdict.AUTH,
+        streams.Verdict.AGENT_FAILED,
+        streams.Verdict.BUDGET_STOPPED,
+    ):
         return Failed(message=f"{summary.verdict.value}: {summary.reason} (exit 0 after {took})")
     return Completed(message=f"exit 0 after {took}")
 
 
-async def publish_usage(summary: streams.StreamSummary, result: process.ProcessResult, started: datetime) -> None:
+async def publish_usage(
+    summary: streams.StreamSummary, result: process.ProcessResult, started: datetime
+) -> None:
     """Token usage and cost as a table artifact on the run (the cost ledger's source)."""
     usage = summary.usage
     row: dict[str, Any] = {
@@ -120,4 +133,6 @@ async def publish_usage(summary: streams.StreamSummary, result: process.ProcessR
             cost_usd=usage.cost_usd,
             models=", ".join(usage.models),
         )
-    await acreate_table_artifact(table=[row], key="k3sc-agent-usage", description="agent usage for this attempt")
+    await acreate_table_artifact(
+        table=[row], key="k3sc-agent-usage", description="agent usage for this attempt"
+    )

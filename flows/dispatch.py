@@ -49,10 +49,8 @@ async def dispatch(force: bool = False) -> dict[str, Any]:
                 break
 
         busy = report.busy
-        if force and not busy:
-            idle = state.idle_scans  # a forced scan that found nothing does not stretch the backoff
-        else:
-            idle = backoff.after_scan(state.idle_scans, busy)
+        # A forced scan that found nothing does not stretch the backoff.
+        idle = state.idle_scans if force and not busy else backoff.after_scan(state.idle_scans, busy)
         due = steps.next_due(svc, idle, steps.now())
         state = state.model_copy(update={"idle_scans": idle, "last_scan": started})
         state = await steps.schedule_next_scan(svc, state, own_id, due, move=not force or busy)
@@ -85,7 +83,9 @@ async def one_pass(svc: Services, state: dispatch_state.DispatchState, report: s
         if run.id in report.failed_handoffs:
             continue
         try:
-            written = await steps.hand_off(svc, run, histories.get(run.issue_key, workflow.History()), snapshot, report)
+            written = await steps.hand_off(
+                svc, run, histories.get(run.issue_key, workflow.History()), snapshot, report
+            )
         except K3scError as exc:
             # Left pending: the next scan retries it; one bad run must not stall the others.
             log.warning("%s: hand-off of run %s failed: %s", run.issue_key, run.id, exc)
@@ -138,7 +138,16 @@ async def publish(report: steps.Report, svc: Services) -> None:
             lines += [f"## {title}", "", *[f"- {item}" for item in items], ""]
     interesting = [(i, r) for i, r in report.skipped if not r.startswith("not ready")]
     if interesting:
-        lines += ["## Skipped", "", "| issue | reason |", "|---|---|", *[f"| {i} | {r} |" for i, r in interesting], ""]
+        lines += [
+            "## Skipped",
+            "",
+            "| issue | reason |",
+            "|---|---|",
+            *[f"| {i} | {r} |" for i, r in interesting],
+            "",
+        ]
     due = report.next_due.strftime("%Y-%m-%d %H:%M:%S UTC") if report.next_due else "not scheduled"
     lines += [f"Active agent runs: {report.active_runs}. Next scan: {due}."]
-    await acreate_markdown_artifact(key="k3sc-dispatch", markdown="\n".join(lines), description="k3sc scan summary")
+    await acreate_markdown_artifact(
+        key="k3sc-dispatch", markdown="\n".join(lines), description="k3sc scan summary"
+    )

@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
 from pydantic import SecretStr
 
@@ -36,11 +37,10 @@ async def github_token() -> SecretStr | None:
     from blocks.credentials import GITHUB_BLOCK, GitHubCredentials
 
     try:
-        block = await GitHubCredentials.aload(GITHUB_BLOCK)
+        block = cast(GitHubCredentials, await GitHubCredentials.aload(GITHUB_BLOCK))
     except (ValueError, ObjectNotFound):
         return None
-    token: SecretStr | None = block.token
-    return token
+    return block.token
 
 
 async def agent_secrets(family: str) -> dict[str, str]:
@@ -50,7 +50,7 @@ async def agent_secrets(family: str) -> dict[str, str]:
     from blocks.credentials import AGENT_BLOCK, AgentCredentials
 
     try:
-        block = await AgentCredentials.aload(AGENT_BLOCK)
+        block = cast(AgentCredentials, await AgentCredentials.aload(AGENT_BLOCK))
     except (ValueError, ObjectNotFound):
         return {}
     return block.for_family(family)

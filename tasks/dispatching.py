@@ -252,7 +252,9 @@ async def reap_orphans(
 
 @task(name="claim-and-submit", cache_policy=NO_CACHE,
       task_run_name="claim {dispatch.issue.repo}#{dispatch.issue.number} {dispatch.agent}")  # fmt: skip
-async def claim_and_submit(svc: Services, dispatch: Dispatch, state: DispatchState, report: Report) -> DispatchState:
+async def claim_and_submit(
+    svc: Services, dispatch: Dispatch, state: DispatchState, report: Report
+) -> DispatchState:
     """Record the intent, claim on GitHub, submit the agent run (idempotent per attempt)."""
     log = get_run_logger()
     issue = dispatch.issue
@@ -289,7 +291,8 @@ async def claim_and_submit(svc: Services, dispatch: Dispatch, state: DispatchSta
         report.errors.append(f"{issue.key}: submit failed: {exc}")
         return state
     pr = f" PR #{dispatch.pr}" if dispatch.pr else ""
-    line = f"{issue.repo}#{issue.number} {dispatch.kind.value} → {dispatch.agent} (attempt {dispatch.attempt}{pr})"
+    what = f"{dispatch.kind.value} → {dispatch.agent} (attempt {dispatch.attempt}{pr})"
+    line = f"{issue.repo}#{issue.number} {what}"
     log.info("%s run %s", line, run.id)
     report.dispatched.append(line)
     return done

@@ -121,7 +121,9 @@ class PrefectAPI:
                 if attempt <= self._retries:
                     await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
                     continue
-                raise OrchestrationError(f"Prefect API at {self.url} unreachable ({type(exc).__name__})") from exc
+                raise OrchestrationError(
+                    f"Prefect API at {self.url} unreachable ({type(exc).__name__})"
+                ) from exc
             if response.status_code in ok:
                 return response
             if (response.status_code == 429 or response.status_code >= 500) and attempt <= self._retries:
@@ -129,7 +131,9 @@ class PrefectAPI:
                 await asyncio.sleep(min(delay, 30.0))
                 continue
             detail = response.text[:300].replace("\n", " ")
-            raise OrchestrationError(f"Prefect API {method} /{path.lstrip('/')} → {response.status_code}: {detail}")
+            raise OrchestrationError(
+                f"Prefect API {method} /{path.lstrip('/')} → {response.status_code}: {detail}"
+            )
 
     async def health(self) -> bool:
         try:
@@ -271,7 +275,9 @@ class PrefectAPI:
 
     async def set_variable(self, name: str, value: Any, tags: Sequence[str] = ()) -> None:
         """Write a variable, creating it if needed (last writer wins)."""
-        response = await self._request("PATCH", f"variables/name/{name}", body={"value": value}, ok=(204, 404))
+        response = await self._request(
+            "PATCH", f"variables/name/{name}", body={"value": value}, ok=(204, 404)
+        )
         if response.status_code == 404 and not await self.create_variable(name, value, tags):
             await self._request("PATCH", f"variables/name/{name}", body={"value": value}, ok=(204,))
 

@@ -8,6 +8,7 @@ on a missing pool is a trap. Prefect is imported inside the functions: only `k3s
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 from collections.abc import Mapping
 from datetime import timedelta
@@ -24,12 +25,15 @@ DEPLOYMENT_NAMES = ("k3sc-dispatch", "k3sc-agent")
 
 
 def prefect_yaml() -> Path:
-    """The project's prefect.yaml: beside the `flows` package in a checkout, else packaged."""
-    import flows
+    """The project's prefect.yaml: beside the `flows` package in a checkout, else packaged.
 
-    checkout = Path(flows.__file__).resolve().parent.parent / "prefect.yaml"
-    if checkout.is_file():
-        return checkout
+    Located through the import system without importing `flows` (this adapter sits below it).
+    """
+    spec = importlib.util.find_spec("flows")
+    if spec is not None and spec.origin:
+        checkout = Path(spec.origin).resolve().parent.parent / "prefect.yaml"
+        if checkout.is_file():
+            return checkout
     packaged = Path(__file__).resolve().parent.parent / "data" / "prefect.yaml"
     if packaged.is_file():
         return packaged
@@ -50,7 +54,9 @@ async def ensure_pools(agent_slots: int) -> None:
                 await client.read_work_pool(name)
             except ObjectNotFound:
                 await client.create_work_pool(
-                    WorkPoolCreate(name=name, type="process", base_job_template=template, concurrency_limit=limit)
+                    WorkPoolCreate(
+                        name=name, type="process", base_job_template=template, concurrency_limit=limit
+                    )
                 )
             else:
                 await client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=limit))
@@ -73,7 +79,7 @@ def deploy_flows(env: Mapping[str, str], timeout: float = 180.0) -> str:
     path = prefect_yaml()
     argv = [*prefect_executable(), "--no-prompt", "deploy", "--all", "--prefect-file", str(path)]
     try:
-        result = subprocess.run(  # noqa: S603 - fixed argv
+        result = subprocess.run(
             argv, cwd=path.parent, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired as exc:

@@ -102,11 +102,13 @@ class ManagedProcess:
             return ""
 
 
-def spawn(name: str, argv: list[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None) -> ManagedProcess:
+def spawn(
+    name: str, argv: list[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+) -> ManagedProcess:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     try:
-        popen = subprocess.Popen(  # noqa: S603 - argv is built here, never from user text
+        popen = subprocess.Popen(
             argv,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -150,11 +152,23 @@ class LocalStack:
     def worker_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         if not self.api_url:
             raise OrchestrationError("no Prefect API URL: start or name a server first")
-        return child_env({**WORKER_SETTINGS, "PREFECT_API_URL": self.api_url, **self.extra_env, **(extra or {})})
+        return child_env(
+            {**WORKER_SETTINGS, "PREFECT_API_URL": self.api_url, **self.extra_env, **(extra or {})}
+        )
 
     def start_worker(self, pool: str, *, env: Mapping[str, str] | None = None) -> ManagedProcess:
         """Start a process worker polling `pool`."""
-        argv = [*prefect_executable(), "worker", "start", "--pool", pool, "--type", "process", "--name", f"k3sc-{pool}"]
+        argv = [
+            *prefect_executable(),
+            "worker",
+            "start",
+            "--pool",
+            pool,
+            "--type",
+            "process",
+            "--name",
+            f"k3sc-{pool}",
+        ]
         worker = spawn(f"worker {pool}", argv, self.worker_env(env), self.log_dir / f"worker-{pool}.log")
         self.processes.append(worker)
         return worker

@@ -1,0 +1,342 @@
+"""`k3sc up`: the whole loop on one machine, the embedded default.
+
+Uses the Prefect server in `PREFECT_API_URL` if set, otherwise starts one (SQLite under the
+k3sc home); creates the work pools, stores the secrets in blocks, deploys both flows, starts
+a process worker per pool and the first scan of the self-scheduling chain, then watches.
+On Ctrl-C (or once idle with `--until-idle`) it stops everything it started, in order.
+With `--sandbox` the same happens against a fake GitHub and the stub agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from k3sc import config as k3sc_config
+from k3sc import workflow
+from k3sc.config import Config
+from k3sc.errors import ConfigError, OrchestrationError
+from k3sc.models import AgentRun, Repo
+from k3sc.orchestration import dispatch_state, runs
+from k3sc.orchestration.api import PrefectAPI, server_file
+from k3sc.orchestration.stack import LocalStack
+
+Say = Callable[[str], None]
+
+# Model-provider variables copied from the environment into the agent credentials block.
+AGENT_ENV_VARS = (
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "ANTHROPIC_API_KEY",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "OPENAI_API_KEY",
+    "CODEX_AUTH_JSON",
+)
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    sandbox: bool = False
+    seed: Path | None = None
+    until_idle: bool = False
+    timeout: float = 900.0
+    port: int | None = None
+
+
+@dataclass
+class Session:
+    """What this `k3sc up` started, so shutdown stops exactly that."""
+
+    home: Path
+    config: Config
+    config_path: Path
+    stack: LocalStack
+    api_url: str = ""
+    owned_server: bool = False
+    world: Any = None  # k3sc.sandbox.world.World in sandbox mode
+    started: float = field(default_factory=time.monotonic)
+
+
+def check_ready(config: Config, source: str) -> None:
+    """Refuse to start a loop that could never dispatch anything (exit 2, saying what to set)."""
+    if not config.repos:
+        raise ConfigError(
+            f"no repos to watch: add `repos: [owner/name, ...]` to {source} "
+            "(or try `k3sc up --sandbox` to see the loop on demo repos)."
+        )
+    if not config.allowed_authors:
+        raise ConfigError(
+            f"no allowed_authors: add `allowed_authors: [your-login, ...]` to {source}; only issues "
+            "by these GitHub logins are ever handed to an agent."
+        )
+
+
+async def github_token(config: Config) -> SecretStr | None:
+    """The token to store in the credentials block (App credentials are read by the flows)."""
+    from k3sc.github import credentials
+
+    resolved = await credentials.resolve(config)
+    return resolved.token if isinstance(resolved, credentials.TokenCredentials) else None
+
+
+def agent_env(environ: Mapping[str, str]) -> dict[str, SecretStr]:
+    return {k: SecretStr(v) for k in AGENT_ENV_VARS if (v := environ.get(k, ""))}
+
+
+def prepare(options: UpOptions, say: Say) -> tuple[Session, SecretStr | None]:
+    """Build the session: sandbox world or the user's config, and where Prefect lives."""
+    home = k3sc_config.k3sc_home()
+    if options.sandbox:
+        from k3sc.sandbox import world as sandbox
+
+        suffix = secrets.token_hex(2)
+        world = sandbox.build(
+            home / "sandbox" / "worlds" / suffix, sandbox.load_seed(options.seed), suffix=suffix
+        )
+        loaded = k3sc_config.load(world.config_path, environ={})
+        stack = LocalStack(home / "sandbox")
+        session = Session(home, loaded.config, world.config_path, stack, world=world)
+        say(f"sandbox: fake GitHub at {world.fake.url}, repos {', '.join(str(r) for r in world.repos)}")
+        return session, SecretStr(world.token)
+    loaded = k3sc_config.load()
+    check_ready(loaded.config, str(loaded.path))
+    token = asyncio.run(github_token(loaded.config))
+    stack = LocalStack(home)
+    return Session(home, loaded.config, loaded.path, stack), token
+
+
+def start(session: Session, token: SecretStr | None, options: UpOptions, say: Say) -> None:
+    """Server (unless PREFECT_API_URL), pools, blocks, deployments, workers, first scan."""
+    stack = session.stack
+    stack.extra_env = {"K3SC_CONFIG": str(session.config_path), "K3SC_HOME": str(session.home)}
+    if session.world is not None:
+        # The sandbox's HTTP cache must not mix with a real one.
+        stack.extra_env["K3SC_CACHE_DIR"] = str(session.world.root / "cache")
+    external = os.environ.get("PREFECT_API_URL", "").strip()
+    if external:
+        stack.api_url = session.api_url = external.rstrip("/")
+        say(f"prefect: using the server at {session.api_url}")
+    else:
+        say(f"prefect: starting a local server (data in {stack.home / 'prefect'}) ...")
+        session.api_url = stack.start_server(port=options.port)
+        session.owned_server = True
+        server_file().parent.mkdir(parents=True, exist_ok=True)
+        server_file().write_text(json.dumps({"api_url": session.api_url, "pid": os.getpid()}))
+    os.environ.update({"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    say("prefect: creating pools, blocks, deployments and automations ...")
+    asyncio.run(_deploy(session, token))
+    for pool in ("k3sc-dispatch", "k3sc-agents"):
+        stack.start_worker(pool)
+    asyncio.run(_kick(session))
+
+
+async def _deploy(session: Session, token: SecretStr | None) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from k3sc.orchestration import deploy
+
+    with temporary_settings(updates={PREFECT_API_URL: session.api_url}):
+        await deploy.ensure_pools(session.config.max_slots)
+        await deploy.save_credentials(token, agent_env(os.environ))
+        await asyncio.to_thread(deploy.deploy_flows, session.stack.worker_env())
+        await deploy.ensure_zombie_automation()
+    async with PrefectAPI(session.api_url) as api:
+        await dispatch_state.set_paused(api, False)
+
+
+async def _kick(session: Session) -> None:
+    """The first scan now; it schedules the next one itself (the chain)."""
+    async with PrefectAPI(session.api_url) as api:
+        await api.create_flow_run(
+            runs.DISPATCH_DEPLOYMENT, parameters={"force": True}, name="scan on k3sc up", tags=["k3sc"]
+        )
+
+
+def ui_url(api_url: str) -> str:
+    return api_url.removesuffix("/api")
+
+
+def banner(session: Session) -> list[str]:
+    config = session.config
+    return [
+        f"k3sc is up. Prefect UI: {ui_url(session.api_url)}",
+        f"watching {len(config.repos)} repo(s): {', '.join(r.repo.full_name for r in config.repos)}",
+        f"trusted authors: {', '.join(config.allowed_authors)}; up to {config.max_slots} agents at once",
+        f"logs: {session.stack.log_dir}; config: {session.config_path}",
+    ]
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+async def _issues(config: Config) -> tuple[list[Any], list[Any]]:
+    from k3sc.github import GitHubClient
+
+    repos = [r.repo for r in config.repos]
+    environ = dict(os.environ)
+    async with GitHubClient.from_config(config, environ=environ) as gh:
+        issues = await gh.workflow_issues(repos)
+        pulls = await gh.open_pulls(repos)
+    return list(issues.items), list(pulls.items)
+
+
+async def is_idle(session: Session) -> bool:
+    """Nothing in flight, nothing owned, and nothing the core would dispatch now."""
+    async with PrefectAPI(session.api_url) as api:
+        repos = {r.repo.key for r in session.config.repos}
+        pending = [r for r in await runs.pending_runs(api) if r.repo.key in repos]
+        if pending:
+            return False
+        issues, pulls = await _issues(session.config)
+        if any(workflow.read_labels(i.labels).owner for i in issues):
+            return False
+        history = await runs.runs_for_issues(api, [i.key for i in issues])
+    plan = workflow.plan(issues, history, pulls, session.config, now=datetime.now(UTC))
+    return not plan.dispatches
+
+
+def wait_idle(session: Session, timeout: float, say: Say, poll: float = 3.0) -> bool:
+    """Block until two consecutive idle checks, or the timeout; True if idle."""
+    deadline = time.monotonic() + timeout
+    streak = 0
+    environ = os.environ
+    if session.world is not None:
+        environ["GITHUB_TOKEN"] = session.world.token
+    while time.monotonic() < deadline:
+        check_children(session)
+        streak = streak + 1 if asyncio.run(is_idle(session)) else 0
+        if streak >= 2:
+            return True
+        time.sleep(poll)
+    say(f"not idle after {timeout:.0f}s")
+    return False
+
+
+def check_children(session: Session) -> None:
+    for process in session.stack.processes:
+        if not process.alive:
+            raise OrchestrationError(
+                f"{process.name} exited unexpectedly (code {process.popen.returncode}); "
+                f"last lines of {process.log_path}:\n{process.log_tail()}"
+            )
+
+
+# --------------------------------------------------------------------------- summary
+
+
+async def summary(session: Session) -> dict[str, Any]:
+    """Per issue: labels now and over time, attempts, agents and PR."""
+    world = session.world
+    async with PrefectAPI(session.api_url) as api:
+        refs = []
+        views: dict[str, dict[str, Any]] = {}
+        for repo in session.config.repos:
+            owner, name = repo.owner, repo.name
+            number = 1
+            while world is not None:
+                try:
+                    view = world.fake.issue_view(owner, name, number)
+                except (KeyError, LookupError):
+                    break
+                number += 1
+                if view["is_pull"]:
+                    continue
+                ref = f"{owner}/{name}#{view['number']}".lower()
+                refs.append(ref)
+                views[ref] = {
+                    "issue": f"{owner}/{name}#{view['number']}",
+                    "title": view["title"],
+                    "author": view["author"],
+                    "labels": view["labels"],
+                    "history": [list(h) for h in world.fake.label_history(owner, name, view["number"])],
+                }
+        history = await runs.runs_for_issues(api, refs)
+    by_issue: dict[str, list[AgentRun]] = {}
+    for run in history:
+        by_issue.setdefault(run.issue_key, []).append(run)
+    issues = []
+    for ref in refs:
+        attempts = sorted(by_issue.get(ref, []), key=lambda r: r.created_at)
+        entry = views[ref]
+        entry["attempts"] = [
+            {
+                "kind": r.kind.value,
+                "attempt": r.attempt,
+                "agent": r.agent,
+                "state": r.phase.value,
+                "outcome": r.outcome.value if r.outcome else None,
+                "message": r.message,
+            }
+            for r in attempts
+        ]
+        entry["agents"] = sorted({r.agent for r in attempts})
+        entry["pr"] = _pr_for(session, ref)
+        issues.append(entry)
+    return {
+        "owner": world.owner if world else None,
+        "prefect_ui": ui_url(session.api_url),
+        "elapsed_s": round(time.monotonic() - session.started, 1),
+        "issues": issues,
+    }
+
+
+def _pr_for(session: Session, ref: str) -> int | None:
+    world = session.world
+    repo_text, _, number = ref.rpartition("#")
+    repo = Repo.parse(repo_text)
+    branch = session.config.safety.branch_for(int(number))
+    found = None
+    candidate = 1
+    while world is not None:
+        try:
+            view = world.fake.issue_view(repo.owner, repo.name, candidate)
+        except (KeyError, LookupError):
+            return found
+        if view["is_pull"] and view["head"] == branch:
+            found = view["number"]
+        candidate += 1
+    return found
+
+
+# --------------------------------------------------------------------------- shutdown
+
+
+async def _cancel_agents(session: Session) -> int:
+    """Ask Prefect to cancel this session's in-flight agent runs (the worker kills them)."""
+    async with PrefectAPI(session.api_url) as api:
+        repos = {r.repo.key for r in session.config.repos}
+        active = [r for r in await runs.pending_runs(api) if r.phase.active and r.repo.key in repos]
+        for run in active:
+            await api.set_state(run.id, "CANCELLING", message="k3sc up is shutting down")
+        return len(active)
+
+
+def shutdown(session: Session, say: Say) -> None:
+    """Stop what we started: agents, workers, server, fake GitHub (each bounded in time)."""
+    try:
+        if session.api_url:
+            cancelled = asyncio.run(_cancel_agents(session))
+            if cancelled:
+                say(f"cancelling {cancelled} agent run(s) ...")
+                time.sleep(8)  # the worker polls cancellations every 5 s
+    except Exception as exc:
+        say(f"could not cancel agent runs: {exc}")
+    session.stack.stop(grace=10.0)
+    if session.owned_server:
+        server_file().unlink(missing_ok=True)
+    if session.world is not None:
+        session.world.stop()
+    say("k3sc stopped.")
