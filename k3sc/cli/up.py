@@ -1,0 +1,100 @@
+"""`k3sc up`: run the whole loop on this machine (the embedded default), or `--sandbox` on demo repos.
+
+The command only parses options and renders; `k3sc.services.up` starts and stops everything.
+Progress goes to stderr so `--json` leaves exactly one document on stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from k3sc.cli import _output
+
+
+def up(
+    sandbox: Annotated[
+        bool, typer.Option("--sandbox", help="Run against a fake GitHub with demo repos and a stub agent.")
+    ] = False,
+    seed: Annotated[
+        Path | None,
+        typer.Option("--seed", help="Sandbox world file (repos, issues, config overrides) instead of the demo."),
+    ] = None,
+    until_idle: Annotated[
+        bool,
+        typer.Option("--until-idle", help="Exit once nothing is left to do, printing a per-issue summary."),
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="With --until-idle: print the summary as JSON.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="With --until-idle: give up (exit 1) after this many seconds.")
+    ] = 900.0,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port for the local Prefect server (default: a free one).")
+    ] = None,
+) -> None:
+    """Start Prefect (unless PREFECT_API_URL is set), deploy the flows, start the workers and the scans."""
+    from k3sc.errors import UsageError
+    from k3sc.services import up as service
+
+    if seed is not None and not sandbox:
+        raise UsageError("--seed only applies with --sandbox.")
+    if json_ and not until_idle:
+        raise UsageError("--json only applies with --until-idle.")
+    options = service.UpOptions(sandbox=sandbox, seed=seed, until_idle=until_idle, timeout=timeout, port=port)
+
+    def say(line: str) -> None:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    session, token = service.prepare(options, say)
+    try:
+        service.start(session, token, options, say)
+        for line in service.banner(session):
+            say(line)
+        if until_idle:
+            idle = service.wait_idle(session, timeout, say)
+            import asyncio
+
+            report = asyncio.run(service.summary(session))
+            if json_:
+                _output.print_json(report)
+            else:
+                _render(report)
+            if not idle:
+                raise typer.Exit(1)
+            return
+        say("press Ctrl-C to stop")
+        while True:
+            service.check_children(session)
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        say("stopping ...")
+    finally:
+        service.shutdown(session, say)
+
+
+def _render(report: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("issue", "title", "labels now", "label history", "attempts", "PR", box=None, pad_edge=False)
+    for row in report["issues"]:
+        history = " → ".join(",".join(step) or "-" for step in row["history"])
+        attempts = ", ".join(
+            f"{a['kind'][0]}{a['attempt']} {a['agent']} {a['outcome'] or a['state']}" for a in row["attempts"]
+        )
+        table.add_row(
+            Text(row["issue"]),
+            Text(row["title"][:40]),
+            Text(",".join(row["labels"]) or "-"),
+            Text(history),
+            Text(attempts or "-"),
+            Text(f"#{row['pr']}" if row["pr"] else "-"),
+        )
+    console = _output.console()
+    console.print(table)
+    console.print(Text(f"idle after {report['elapsed_s']}s; Prefect UI: {report['prefect_ui']}"))
