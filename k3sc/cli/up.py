@@ -22,13 +22,15 @@ def up(
     ] = False,
     seed: Annotated[
         Path | None,
-        typer.Option("--seed", help="Sandbox world file (repos, issues, config overrides) instead of the demo."),
+        typer.Option("--seed", help="Sandbox world file (repos, issues, config) instead of the demo."),
     ] = None,
     until_idle: Annotated[
         bool,
         typer.Option("--until-idle", help="Exit once nothing is left to do, printing a per-issue summary."),
     ] = False,
-    json_: Annotated[bool, typer.Option("--json", help="With --until-idle: print the summary as JSON.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="With --until-idle: print the summary as JSON.")] = (
+        False
+    ),
     timeout: Annotated[
         float, typer.Option("--timeout", help="With --until-idle: give up (exit 1) after this many seconds.")
     ] = 900.0,
