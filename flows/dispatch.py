@@ -83,9 +83,7 @@ async def one_pass(svc: Services, state: dispatch_state.DispatchState, report: s
         if run.id in report.failed_handoffs:
             continue
         try:
-            written = await steps.hand_off(
-                svc, run, histories.get(run.issue_key, workflow.History()), snapshot, report
-            )
+            written = await steps.hand_off(svc, run, histories.get(run.issue_key, workflow.History()), report)
         except K3scError as exc:
             # Left pending: the next scan retries it; one bad run must not stall the others.
             log.warning("%s: hand-off of run %s failed: %s", run.issue_key, run.id, exc)

@@ -10,7 +10,7 @@ and never repeats a side effect.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from k3sc import backoff, handoff, labels, names, workflow
 from k3sc.errors import Conflict, K3scError, NotFound
+from k3sc.github import outcomes
 from k3sc.labels import Kind, State
 from k3sc.models import AgentRun, Issue, Outcome, Pull, Repo
 from k3sc.orchestration import dispatch_state, runs
@@ -142,26 +143,6 @@ async def recover_intents(svc: Services, state: DispatchState, report: Report) -
 # --------------------------------------------------------------------------- hand-off
 
 
-async def _evidence(svc: Services, run: AgentRun, snapshot: Snapshot) -> handoff.Evidence:
-    """Look on GitHub for what the attempt should have produced."""
-    branch = svc.config.safety.branch_for(run.issue)
-    evidence = handoff.Evidence(branch)
-    if run.phase.value != "completed":
-        return evidence  # a failed run fails whatever it left behind; spare the requests
-    pull = await svc.gh.pull_for_issue(run.repo, run.issue)
-    pr = pull.number if pull else None
-    if run.kind is Kind.IMPLEMENT:
-        exists = await svc.gh.branch_exists(run.repo, branch)
-        return handoff.Evidence(branch, branch_exists=exists, pr=pr)
-    pr = pr or run.pr
-    if pr is None:
-        return handoff.Evidence(branch, pr=None)
-    started = run.started_at or run.created_at
-    comments = await svc.gh.comments(run.repo, pr, since=started - timedelta(minutes=1))
-    posted = any(handoff.is_review_by(c.body, run.agent, c.created_at, started) for c in comments)
-    return handoff.Evidence(branch, pr=pr, review_posted=posted)
-
-
 async def _comment_once(svc: Services, repo: Repo, number: int, key: str, body: str) -> None:
     marker = COMMENT_MARKER.format(key=key)
     for comment in await svc.gh.comments(repo, number):
@@ -171,16 +152,14 @@ async def _comment_once(svc: Services, repo: Repo, number: int, key: str, body: 
 
 
 @task(name="hand-off", cache_policy=NO_CACHE, task_run_name="hand-off {run.agent} {run.kind}")
-async def hand_off(
-    svc: Services, run: AgentRun, history: History, snapshot: Snapshot, report: Report
-) -> tuple[str, ...] | None:
+async def hand_off(svc: Services, run: AgentRun, history: History, report: Report) -> tuple[str, ...] | None:
     """Verify a finished attempt, move its issue on, and record the outcome on the run.
 
     Returns the issue's labels after our write, or None if we wrote nothing.
     """
     log = get_run_logger()
     config = svc.config
-    evidence = await _evidence(svc, run, snapshot)
+    evidence = await outcomes.evidence(svc.gh, run, config.safety.branch_for(run.issue))
     try:
         current = await svc.gh.get_issue(run.repo, run.issue)
         issue_labels: tuple[str, ...] | None = current.labels
