@@ -153,13 +153,16 @@ def http_auth(credentials: Credentials, api_url: str) -> httpx.Auth:
         return _TokenAuth(credentials.token)
     from githubkit import GitHub
     from githubkit.auth import AppInstallationAuthStrategy
+    from githubkit.cache import MemCacheStrategy
 
     strategy = AppInstallationAuthStrategy(
         credentials.app_id, credentials.private_key.get_secret_value(), credentials.installation_id
     )
     # githubkit's App flow only reads base_url and its token cache from this core and yields the
-    # token request back to our transport, so the core itself never sends anything.
-    core = GitHub(base_url=api_url, http_cache=False, auto_retry=False)
+    # token request back to our transport, so the core itself never sends anything. The token cache
+    # is per client: githubkit's default is process-wide and keyed by app and installation only, so
+    # a token minted by one server (or revoked since) would be replayed to another.
+    core = GitHub(base_url=api_url, http_cache=False, auto_retry=False, cache_strategy=MemCacheStrategy())
     return _AppAuth(strategy.get_auth_flow(core))
 
 
