@@ -117,7 +117,8 @@ async def one_pass(svc: Services, state: dispatch_state.DispatchState, report: s
 async def ended_since_pass(svc: Services, report: steps.Report) -> bool:
     """True if an agent run finished while we were busy and still awaits its hand-off."""
     pending = await runs.pending_runs(svc.api)
-    return any(not r.phase.active and r.id not in report.failed_handoffs for r in pending)
+    ours = [r for r in pending if svc.config.repo_config(r.repo) is not None]
+    return any(not r.phase.active and r.id not in report.failed_handoffs for r in ours)
 
 
 async def publish(report: steps.Report, svc: Services) -> None:

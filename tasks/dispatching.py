@@ -103,10 +103,14 @@ async def scan_github(svc: Services) -> Snapshot:
 
 @task(name="read-agent-runs", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 async def read_agent_runs(svc: Services, snapshot: Snapshot) -> list[AgentRun]:
-    """Runs still pending hand-off, plus the whole history of every issue in the snapshot."""
+    """Runs still pending hand-off, plus the whole history of every issue in the snapshot.
+
+    Only runs of configured repositories count: a repo dropped from the config is no longer ours
+    to hand off (its pending runs stay pending until it is configured again).
+    """
     pending = await runs.pending_runs(svc.api)
     history = await runs.runs_for_issues(svc.api, [i.key for i in snapshot.issues])
-    by_id = {r.id: r for r in (*history, *pending)}
+    by_id = {r.id: r for r in (*history, *pending) if svc.config.repo_config(r.repo) is not None}
     return sorted(by_id.values(), key=lambda r: r.created_at)
 
 
@@ -120,22 +124,29 @@ async def recover_intents(svc: Services, state: DispatchState, report: Report) -
         return state
     log = get_run_logger()
     existing = await runs.run_by_key(svc.api, [i.key for i in state.intents])
+    kept: list[Intent] = []
     for intent in state.intents:
         if intent.key in existing:
             continue  # the run was created; only the bookkeeping was lost
         repo = Repo.parse(intent.repo)
+        if svc.config.repo_config(repo) is None:
+            continue  # no longer watched: nothing of ours to finish there
         try:
             current = await svc.gh.get_issue(repo, intent.issue)
         except NotFound:
+            continue
+        except K3scError as exc:
+            log.warning("%s#%s: cannot settle an unfinished claim yet: %s", repo, intent.issue, exc)
+            kept.append(intent)
             continue
         owner = workflow.read_labels(current.labels).owner
         if current.open and owner == intent.agent:
             dispatch = Dispatch(current.issue, Kind(intent.kind), intent.agent, intent.attempt, intent.pr)
             await runs.submit(svc.api, dispatch)
             report.recovered.append(f"{repo}#{intent.issue}")
-            log.info("%s#%s: recovered claim by %s, submitted attempt %s", repo, intent.issue, intent.agent,
+            log.info("%s#%s: finished a claim by %s, submitted attempt %s", repo, intent.issue, intent.agent,
                      intent.attempt)  # fmt: skip
-    state = state.model_copy(update={"intents": []})
+    state = state.model_copy(update={"intents": kept})
     await dispatch_state.save(svc.api, state)
     return state
 

@@ -17,13 +17,14 @@ into one paragraph on stderr and the error's exit code. `--json` output goes thr
 
 from __future__ import annotations
 
-from k3sc.cli import _app, config, scan, up
+from k3sc.cli import _app, config, dispatch, scan, up
 
 app = _app.new_app()
 
 app.add_typer(config.app, name="config")
 app.command("scan")(scan.scan)
 app.command("up")(up.up)
+app.command("dispatch")(dispatch.dispatch)
 
 
 def main() -> None:
