@@ -303,6 +303,11 @@ class FakeGitHub:
                 "base": issue.pull.base if issue.pull else None,
             }
 
+    def numbers(self, owner: str, name: str) -> list[int]:
+        """Every issue and pull request number of the repo, ascending (for reports and assertions)."""
+        with self._lock:
+            return sorted(self._store.repo(owner, name).issues)
+
     def label_history(self, owner: str, name: str, number: int) -> list[tuple[str, ...]]:
         """Every label set the issue has had, in order, starting with its initial set."""
         with self._lock:

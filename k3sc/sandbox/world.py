@@ -133,7 +133,10 @@ def build(root: Path, seed: WorldSeed, *, suffix: str | None = None) -> World:
     owner = seed.owner
     if seed.unique_owner:
         owner = f"{seed.owner}-{suffix or secrets.token_hex(2)}"
-    fake = FakeGitHub(root / "remotes", token=token, users=[SANDBOX_USER, *seed.allowed_authors])
+    # A long-running sandbox must not keep every response body it ever served.
+    fake = FakeGitHub(
+        root / "remotes", token=token, users=[SANDBOX_USER, *seed.allowed_authors], max_recorded=1000
+    )
     fake.start()
     world = World(fake, root, owner, token, seed, root / "k3sc.yaml")
     try:

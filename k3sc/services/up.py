@@ -26,7 +26,7 @@ from k3sc import config as k3sc_config
 from k3sc import workflow
 from k3sc.config import Config
 from k3sc.errors import ConfigError, OrchestrationError
-from k3sc.models import AgentRun, Repo
+from k3sc.models import AgentRun
 from k3sc.orchestration import dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI, server_file
 from k3sc.orchestration.stack import LocalStack
@@ -243,25 +243,22 @@ async def summary(session: Session) -> dict[str, Any]:
     async with PrefectAPI(session.api_url) as api:
         refs = []
         views: dict[str, dict[str, Any]] = {}
-        for repo in session.config.repos:
+        for repo in session.config.repos if world is not None else ():
             owner, name = repo.owner, repo.name
-            number = 1
-            while world is not None:
-                try:
-                    view = world.fake.issue_view(owner, name, number)
-                except (KeyError, LookupError):
-                    break
-                number += 1
+            for number in world.fake.numbers(owner, name):
+                view = world.fake.issue_view(owner, name, number)
                 if view["is_pull"]:
                     continue
-                ref = f"{owner}/{name}#{view['number']}".lower()
+                ref = f"{owner}/{name}#{number}".lower()
                 refs.append(ref)
                 views[ref] = {
-                    "issue": f"{owner}/{name}#{view['number']}",
+                    "issue": f"{owner}/{name}#{number}",
                     "title": view["title"],
                     "author": view["author"],
                     "labels": view["labels"],
-                    "history": [list(h) for h in world.fake.label_history(owner, name, view["number"])],
+                    "history": [list(h) for h in world.fake.label_history(owner, name, number)],
+                    "comments": [{"author": c["author"], "body": c["body"]} for c in view["comments"]],
+                    "pr": _pull_from(world, owner, name, number, session.config.safety.branch_for(number)),
                 }
         history = await runs.runs_for_issues(api, refs)
     by_issue: dict[str, list[AgentRun]] = {}
@@ -283,7 +280,6 @@ async def summary(session: Session) -> dict[str, Any]:
             for r in attempts
         ]
         entry["agents"] = sorted({r.agent for r in attempts})
-        entry["pr"] = _pr_for(session, ref)
         issues.append(entry)
     return {
         "owner": world.owner if world else None,
@@ -293,21 +289,13 @@ async def summary(session: Session) -> dict[str, Any]:
     }
 
 
-def _pr_for(session: Session, ref: str) -> int | None:
-    world = session.world
-    repo_text, _, number = ref.rpartition("#")
-    repo = Repo.parse(repo_text)
-    branch = session.config.safety.branch_for(int(number))
+def _pull_from(world: Any, owner: str, name: str, issue: int, branch: str) -> int | None:
+    """The newest pull request from the issue's branch in the sandbox, if any."""
     found = None
-    candidate = 1
-    while world is not None:
-        try:
-            view = world.fake.issue_view(repo.owner, repo.name, candidate)
-        except (KeyError, LookupError):
-            return found
+    for number in world.fake.numbers(owner, name):
+        view = world.fake.issue_view(owner, name, number)
         if view["is_pull"] and view["head"] == branch:
-            found = view["number"]
-        candidate += 1
+            found = number
     return found
 
 

@@ -1,0 +1,74 @@
+"""Helpers for end-to-end tests: run `k3sc up --sandbox` for real and read what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from k3sc.models import AgentRun
+from k3sc.orchestration import runs
+from k3sc.orchestration.api import PrefectAPI
+
+
+def run_up(
+    tmp_path: Path, prefect_api_url: str | None, seed: dict[str, Any] | None, *, timeout: float = 600.0
+) -> dict[str, Any]:
+    """`k3sc up --sandbox [--seed] --until-idle --json` in a subprocess; returns its summary.
+
+    With `prefect_api_url` the session's server is used (as a user's PREFECT_API_URL would be);
+    without, `k3sc up` starts and stops its own, exactly as the README's quick start does.
+    """
+    argv = [sys.executable, "-m", "k3sc", "up", "--sandbox", "--until-idle", "--json", "--timeout", str(timeout)]
+    if seed is not None:
+        seed_path = tmp_path / "world.yaml"
+        seed_path.write_text(yaml.safe_dump(seed))
+        argv += ["--seed", str(seed_path)]
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GH_TOKEN", "PREFECT_API_URL")}
+    env["K3SC_HOME"] = str(tmp_path / "k3sc-home")
+    if prefect_api_url:
+        env["PREFECT_API_URL"] = prefect_api_url
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout + 180, check=False)
+    if proc.returncode != 0:
+        logs = ""
+        for log in sorted((tmp_path / "k3sc-home").rglob("worker-*.log")):
+            logs += f"\n--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        raise AssertionError(f"k3sc up exited {proc.returncode}\nstderr:\n{proc.stderr[-4000:]}{logs}")
+    summary: dict[str, Any] = json.loads(proc.stdout)
+    return summary
+
+
+def agent_runs(api_url: str, summary: dict[str, Any]) -> list[AgentRun]:
+    """Every agent run Prefect recorded for the summary's issues."""
+
+    async def read() -> list[AgentRun]:
+        async with PrefectAPI(api_url) as api:
+            return await runs.runs_for_issues(api, [i["issue"].lower() for i in summary["issues"]])
+
+    return asyncio.run(read())
+
+
+def max_concurrency(recorded: list[AgentRun]) -> int:
+    """The most agent runs that were ever Running at the same moment."""
+    edges: list[tuple[datetime, int]] = []
+    for run in recorded:
+        if run.started_at and run.ended_at:
+            edges += [(run.started_at, 1), (run.ended_at, -1)]
+    # At equal timestamps an end comes before a start: back-to-back runs do not overlap.
+    edges.sort(key=lambda edge: (edge[0], edge[1]))
+    level = peak = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def issue(summary: dict[str, Any], ref: str) -> dict[str, Any]:
+    return next(i for i in summary["issues"] if i["issue"].endswith(ref))

@@ -1,0 +1,95 @@
+"""The whole loop on a real Prefect server and real process workers: `k3sc up --sandbox --until-idle`.
+
+Nothing is mocked here: the dispatcher and the agents are Prefect deployments run by process
+workers, the agent is the stub that really commits, pushes and opens PRs on the fake GitHub.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import agent_runs, issue, max_concurrency, run_up
+
+pytestmark = pytest.mark.e2e
+
+
+def test_six_issues_two_repos_two_slots(tmp_path: Path, prefect_api_url: str) -> None:
+    """Six issues over two repos (numbers repeat), two slots: all reach needs-human, reviewed by another agent."""
+    seed = {
+        "owner": "six",
+        "max_slots": 2,
+        "allowed_authors": ["alice"],
+        "repos": [
+            {"name": "alpha", "issues": [{"title": f"alpha task {n}", "author": "alice"} for n in (1, 2, 3)]},
+            {
+                "name": "beta",
+                "default_branch": "dev",
+                "issues": [{"title": f"beta task {n}", "author": "alice"} for n in (1, 2, 3)],
+            },
+        ],
+    }
+    summary = run_up(tmp_path, prefect_api_url, seed)
+
+    assert len(summary["issues"]) == 6
+    for row in summary["issues"]:
+        assert row["labels"] == ["needs-human"], row
+        kinds = [(a["kind"], a["attempt"], a["outcome"]) for a in row["attempts"]]
+        assert kinds == [("implement", 1, "success"), ("review", 1, "success")], row
+        implementer, reviewer = (a["agent"] for a in row["attempts"])
+        assert implementer != reviewer, row
+        assert [h for h in row["history"]] == [
+            ["ready"],
+            [implementer],
+            ["needs-review"],
+            [reviewer],
+            ["needs-human"],
+        ], row
+        assert row["pr"] is not None, row
+
+    recorded = agent_runs(prefect_api_url, summary)
+    assert len(recorded) == 12
+    attempts = collections.Counter((r.issue_key, r.kind, r.attempt) for r in recorded)
+    assert max(attempts.values()) == 1, "an attempt ran twice"
+    assert max_concurrency(recorded) <= 2
+
+
+def test_failures_retries_and_the_cap(tmp_path: Path, prefect_api_url: str) -> None:
+    """fail-twice succeeds on the third try; always-fail and exit-0-without-PR stop after 3 with a comment."""
+    seed = {
+        "owner": "flaky",
+        "max_slots": 3,
+        "allowed_authors": ["alice"],
+        "repos": [
+            {
+                "name": "gamma",
+                "issues": [
+                    {"title": "fails twice then works", "author": "alice", "stub": "fail-twice"},
+                    {"title": "always fails", "author": "alice", "stub": "fail"},
+                    {"title": "exits 0 without a PR", "author": "alice", "stub": "no-pr"},
+                ],
+            }
+        ],
+    }
+    summary = run_up(tmp_path, prefect_api_url, seed)
+
+    flaky = issue(summary, "#1")
+    assert flaky["labels"] == ["needs-human"]
+    assert [(a["kind"], a["attempt"], a["outcome"]) for a in flaky["attempts"]] == [
+        ("implement", 1, "failure"),
+        ("implement", 2, "failure"),
+        ("implement", 3, "success"),
+        ("review", 1, "success"),
+    ]
+
+    for ref, reason in (("#2", "exit code 1"), ("#3", "no branch issue-3 on the remote")):
+        row = issue(summary, ref)
+        assert row["labels"] == ["needs-human"], row
+        assert [(a["kind"], a["outcome"]) for a in row["attempts"]] == [("implement", "failure")] * 3, row
+        # Back to ready after the first two failures, then to a human.
+        assert [h for h in row["history"] if h == ["ready"]] == [["ready"]] * 3, row
+        explained = [c["body"] for c in row["comments"] if "3 failed implementation attempts" in c["body"]]
+        assert len(explained) == 1, row["comments"]
+        assert reason in explained[0]
