@@ -3,7 +3,7 @@
     async with GitHubClient.from_config(config) as gh:
         scan = await gh.workflow_issues(repo.repo for repo in config.repos)
 
-Importing this package imports httpx and pydantic but not githubkit; githubkit and hishel load when
+Importing this package imports httpx and pydantic but not githubkit; githubkit loads when
 a client is opened, so `k3sc --help` never pays for them.
 """
 

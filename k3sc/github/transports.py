@@ -1,10 +1,10 @@
 """The HTTP stack under githubkit: on-disk cache, then credentials, then a meter, then the network.
 
-    githubkit's httpx.AsyncClient (no auth of its own, `Cache-Control: no-cache` on every request)
-      └── hishel AsyncCacheTransport   sqlite file under the cache dir; stored responses are always
-          │                            revalidated, so a repeated GET goes out with If-None-Match
-          └── AuthTransport            adds the token *below* the cache: it never reaches the file
-              └── MeteringTransport    sees every response that crossed the wire (304s, rate headers)
+    githubkit's httpx.AsyncClient (no auth, no cache and no proxies of its own)
+      └── caching.EtagCache          sqlite file under the cache dir: every GET goes out with the
+          │                          stored ETag as If-None-Match; a 304 is answered from the file
+          └── AuthTransport          adds the token *below* the cache: it never reaches the file
+              └── MeteringTransport  sees every response that crossed the wire (304s, rate headers)
                   └── httpx.AsyncHTTPTransport (or a test's transport)
 
 Built here rather than through githubkit's `cache_strategy` because that puts the cache above the
@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import os
 import urllib.request
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -27,8 +25,6 @@ from k3sc.github.ratelimit import BudgetMeter
 
 ENV_CACHE_DIR = "K3SC_CACHE_DIR"
 CACHE_FILE = "github-http.sqlite"
-# Entries not revalidated for a week (closed issues, removed repos) are dropped by hishel's cleanup.
-CACHE_TTL_SECONDS = 7 * 24 * 3600
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -129,35 +125,6 @@ def build(
     stack: httpx.AsyncBaseTransport = AuthTransport(MeteringTransport(bottom, meter), auth)
     if cache_path is None:
         return stack
-    from hishel import CacheOptions, SpecificationPolicy
-    from hishel.httpx import AsyncCacheTransport
+    from k3sc.github.caching import EtagCache
 
-    storage = _latest_storage()(database_path=cache_path, default_ttl=CACHE_TTL_SECONDS)
-    # A private cache: GitHub marks API responses `Cache-Control: private`.
-    policy = SpecificationPolicy(cache_options=CacheOptions(shared=False))
-    transport: httpx.AsyncBaseTransport = AsyncCacheTransport(
-        next_transport=stack, storage=storage, policy=policy
-    )
-    return transport
-
-
-def _latest_storage() -> type[Any]:
-    """hishel's sqlite storage, keeping only the newest response per URL.
-
-    hishel 1.4 keeps the superseded entry when a revalidation returns 200 and picks between the two
-    by their `Date` header, which has one-second resolution: after a change and a re-read in the
-    same second (every claim does that) the next request revalidated the *old* ETag and paid for a
-    full 200. k3sc's requests never vary per URL (same Accept, auth below the cache), so one entry
-    per URL is all a cache key needs.
-    """
-    from hishel import AsyncSqliteStorage, Entry, Request, Response
-
-    class LatestOnlyStorage(AsyncSqliteStorage):
-        async def create_entry(
-            self, request: Request, response: Response, key: str, id_: uuid.UUID | None = None
-        ) -> Entry:
-            for old in await self.get_entries(key):
-                await self.remove_entry(old.id)
-            return await super().create_entry(request, response, key, id_)
-
-    return LatestOnlyStorage
+    return EtagCache(stack, cache_path)
