@@ -4,7 +4,7 @@
         scan = await gh.workflow_issues(repo.repo for repo in config.repos)
 
 Importing this package imports httpx and pydantic but not githubkit; githubkit loads when
-a client is opened, so `k3sc --help` never pays for them.
+a client is opened, so nothing that merely imports the package pays for it.
 """
 
 from k3sc.github.client import GitHubClient
