@@ -137,13 +137,14 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
         server_file().write_text(json.dumps({"api_url": session.api_url, "pid": os.getpid()}))
     os.environ.update({"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
     say("prefect: creating pools, blocks, deployments and automations ...")
-    asyncio.run(_deploy(session, token))
+    asyncio.run(deploy_all(session, token))
     for pool in ("k3sc-dispatch", "k3sc-agents"):
         stack.start_worker(pool)
     asyncio.run(_kick(session))
 
 
-async def _deploy(session: Session, token: SecretStr | None) -> None:
+async def deploy_all(session: Session, token: SecretStr | None) -> None:
+    """Pools, credential blocks, both deployments and the zombie automation; unpause dispatch."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from k3sc.orchestration import deploy

@@ -26,7 +26,17 @@ def run_up(
     With `prefect_api_url` the session's server is used (as a user's PREFECT_API_URL would be);
     without, `k3sc up` starts and stops its own, exactly as the README's quick start does.
     """
-    argv = [sys.executable, "-m", "k3sc", "up", "--sandbox", "--until-idle", "--json", "--timeout", str(timeout)]
+    argv = [
+        sys.executable,
+        "-m",
+        "k3sc",
+        "up",
+        "--sandbox",
+        "--until-idle",
+        "--json",
+        "--timeout",
+        str(timeout),
+    ]
     if seed is not None:
         seed_path = tmp_path / "world.yaml"
         seed_path.write_text(yaml.safe_dump(seed))
