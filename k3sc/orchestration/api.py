@@ -284,6 +284,12 @@ class PrefectAPI:
     async def delete_variable(self, name: str) -> None:
         await self._request("DELETE", f"variables/name/{name}", ok=(204, 404))
 
+    # ------------------------------------------------------------------ events
+
+    async def emit(self, events: list[dict[str, Any]]) -> None:
+        """Publish events (POST /events answers once the server's messaging has them)."""
+        await self._request("POST", "events", body=events, ok=(200, 204))
+
     # ------------------------------------------------------------------ work pools
 
     async def work_pool(self, name: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ With `--sandbox` the same happens against a fake GitHub and the stub agent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -140,7 +141,29 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
     asyncio.run(deploy_all(session, token))
     for pool in ("k3sc-dispatch", "k3sc-agents"):
         stack.start_worker(pool)
+    if session.world is not None:
+        # What GitHub's webhooks plus a receiver do for real repos: label changes become events.
+        session.world.fake.on_event = event_forwarder(session.api_url)
     asyncio.run(_kick(session))
+
+
+def event_forwarder(api_url: str) -> Callable[[str, dict[str, Any]], None]:
+    """Send the fake GitHub's webhook-style notifications to Prefect as events (best effort)."""
+    import httpx
+
+    from k3sc.orchestration import events
+
+    client = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=5.0)
+
+    def forward(name: str, payload: dict[str, Any]) -> None:
+        event = events.from_github(name, payload)
+        if event is None:
+            return
+        # Polling is the backstop: a lost hint only delays the scan.
+        with contextlib.suppress(httpx.HTTPError):
+            client.post("events", json=[event])
+
+    return forward
 
 
 async def deploy_all(session: Session, token: SecretStr | None) -> None:
