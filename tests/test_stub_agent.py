@@ -258,6 +258,22 @@ async def test_usage_limit_mode_reports_when_the_limit_resets(sandbox: Sandbox) 
     assert "[result] success is_error api_error_status=429" in "\n".join(run.rendered)
 
 
+@pytest.mark.parametrize("mode", ["fail-twice", "fail", "no-pr"])
+async def test_implementation_failure_modes_do_not_fail_the_review(sandbox: Sandbox, mode: str) -> None:
+    # K3SC_ATTEMPT counts per kind: the first review of a flaky issue is attempt 1 again.
+    issue = sandbox.issue(f"stub: {mode}")
+    await sandbox.run(issue, attempt=3 if mode == "fail-twice" else 1)
+    if mode != "fail-twice":
+        # These never open a PR themselves; give the review one to look at.
+        await sandbox.run(sandbox.issue("stub: ok"))
+    pr = pull_number(sandbox.pulls()[0])
+    run = await sandbox.run(issue, kind=Kind.REVIEW, agent="claude-c", pr=pr, attempt=1)
+    assert (run.result.exit_code, run.summary.verdict) == (0, Verdict.SUCCESS_CLAIMED)
+    assert sandbox.fake.issue_view(REPO.owner, REPO.name, pr)["comments"][-1]["body"].startswith(
+        "## Review by claude-c"
+    )
+
+
 async def test_review_fail_mode_fails_a_review(sandbox: Sandbox) -> None:
     issue = sandbox.issue("stub: review-fail")
     await sandbox.run(issue)

@@ -6,15 +6,18 @@ line `stub: <mode>` in the issue body, so sandbox runs and tests can script ever
 real agent has, through the real git hooks and the real (fake) GitHub:
 
     ok            implement: commit, push, open the PR, hand-off comment; review: post the review
-    fail          exit 1 with an error result
+    fail          an implement run exits 1 with an error result (a review is ok)
     fail-twice    like fail while K3SC_ATTEMPT <= 2, then ok
-    no-pr         exit 0 claiming success, without pushing or opening anything
+    no-pr         an implement run exits 0 claiming success, without pushing or opening anything
     usage-limit   Claude's usage-limit stream (rate_limit_event rejected, result
                   `subtype: success`, `is_error: true`, 429), exit 0
     slow=<s>      sleep <s> seconds, then ok
     review-fail   a review run exits 1 (an implement run is ok)
     rogue         try a closing commit message and a push to the base branch (both refused
                   by the hooks), then exit 1
+
+Failure modes apply to one kind only (fail/fail-twice/no-pr to implementing, review-fail to
+reviewing), so a flaky implementation can still be reviewed: K3SC_ATTEMPT counts per kind.
 
 Its output is Claude stream-json (init, assistant messages with usage, tool calls and results,
 a final result with usage and cost), so usage parsing is exercised end to end. It imports
@@ -351,17 +354,18 @@ def run(ctx: Context, stream: Stream) -> int:
         if mode == "usage-limit":
             usage_limit(stream)
             return 0
+        implementing = ctx.kind != "review"
         failing = mode == "fail" or (mode == "fail-twice" and ctx.attempt <= 2)
-        if failing or (mode == "review-fail" and ctx.kind == "review"):
+        if (failing and implementing) or (mode == "review-fail" and not implementing):
             raise StubFailure(f"failing on purpose (stub: {mode})")
-        if mode == "no-pr":
+        if mode == "no-pr" and implementing:
             stream.result("Nothing to change.")
             return 0
         if mode == "rogue":
             rogue(ctx, stream)
         if mode == "slow":
             time.sleep(seconds)
-        elif mode not in ("ok", "fail-twice", "review-fail"):
+        elif mode not in ("ok", "fail", "fail-twice", "no-pr", "review-fail"):
             raise StubFailure(f"unknown directive 'stub: {mode}'")
         done = review(ctx, gh, stream) if ctx.kind == "review" else implement(ctx, gh, stream)
         stream.say(done)
