@@ -204,6 +204,30 @@ async def test_dirty_half_rebased_workspace_is_cleaned(tmp_path: Path) -> None:
     assert any("cleaned leftovers" in line and "index.lock" in line for line in log)
 
 
+async def test_what_an_earlier_agent_left_in_git_config_and_hooks_is_gone(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, "main")
+    with await prepare(tmp_path, remote) as ws:
+        path = ws.path
+    ran = tmp_path / "ran"
+    # Commands an agent could plant: a hook and a config command k3sc's own git would run.
+    hook = path / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f"#!/bin/sh\necho hook >> {ran}\n")
+    hook.chmod(0o755)
+    git(path, "config", "core.fsmonitor", f"echo fsmonitor >> {ran}; false")
+    git(path, "config", "alias.push", "!echo hijacked")
+    git(path, "config", "remote.origin.fetch", "+refs/heads/main:refs/remotes/origin/main")
+    git(path, "config", "core.hooksPath", str(tmp_path))
+
+    with await prepare(tmp_path, remote):
+        assert not ran.exists()
+        assert sorted(p.name for p in (path / ".git" / "hooks").iterdir()) == ["commit-msg", "pre-push"]
+        config = git(path, "config", "--local", "--list").stdout
+        assert "fsmonitor" not in config
+        assert "alias." not in config
+        assert "remote.origin.fetch=+refs/heads/*:refs/remotes/origin/*" in config.splitlines()
+        assert f"core.hookspath={path / '.git' / 'hooks'}" in config.splitlines()
+
+
 async def test_a_clone_killed_halfway_is_cloned_again(tmp_path: Path) -> None:
     remote = make_remote(tmp_path, "main")
     root = tmp_path / "workspaces"

@@ -76,9 +76,10 @@ _OPERATION_STATE = (
     "MERGE_MODE",
     "CHERRY_PICK_HEAD",
     "REVERT_HEAD",
-    "BISECT_LOG",
     "sequencer",
 )
+# What survives the config reset: the repository's on-disk format, which git cannot do without.
+_FORMAT_KEYS = r"^(core\.repositoryformatversion|extensions\..*)$"
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,8 @@ async def prepare(
     await asyncio.to_thread(lock.acquire, holder)
     try:
         if await _usable_clone(git):
+            await _reset_config(git)
             await _clean(git, log)
-            await git.run("remote", "set-url", "origin", clone_url)
             await _configure(git, agent, clone_url)
             log("fetching origin")
             await git.run("fetch", "--prune", "origin", time_limit=GIT_TIMEOUT_S)
@@ -289,8 +290,23 @@ def _remove_debris(dot_git: Path) -> list[str]:
     return removed
 
 
+async def _reset_config(git: _Git) -> None:
+    """Rewrite `.git/config` from scratch: a previous agent may have edited it (aliases,
+    fsmonitor or filter commands, refspecs, hooksPath), and every run starts clean."""
+    kept = await git.run("config", "--local", "--get-regexp", _FORMAT_KEYS, check=False)
+    sections: dict[str, list[str]] = {"core": ["\tbare = false", "\tlogallrefupdates = true"]}
+    for line in kept.splitlines():
+        key, _, value = line.partition(" ")
+        section, _, name = key.partition(".")
+        sections.setdefault(section, []).append(f"\t{name} = {value}")
+    text = "".join(f"[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items())
+    await asyncio.to_thread((git.path / ".git" / "config").write_text, text, encoding="utf-8")
+
+
 async def _configure(git: _Git, agent: str, clone_url: str) -> None:
     settings = [
+        ("remote.origin.url", clone_url),
+        ("remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"),
         ("user.name", agent),
         ("user.email", f"{agent}@users.noreply.k3sc.dev"),
         # A developer's global hooksPath would silently bypass the safety hooks.
@@ -333,6 +349,14 @@ async def _install_hooks(path: Path, branch: str, words: str) -> None:
 
     def write() -> None:
         hooks.mkdir(parents=True, exist_ok=True)
+        # Only k3sc's hooks: whatever an earlier run left there would run in the next one.
+        for stale in hooks.iterdir():
+            if stale.name in scripts:
+                continue
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
         for name, text in scripts.items():
             target = hooks / name
             target.write_text(text, encoding="utf-8")
@@ -409,6 +433,11 @@ class _Git:
         env["GIT_TERMINAL_PROMPT"] = "0"
         env["GCM_INTERACTIVE"] = "never"
         env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        # No hook runs while k3sc itself drives git (with the token in the environment); the
+        # agent's own git gets the safety hooks through the workspace config instead.
+        env.update(
+            {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": os.devnull}
+        )
         if token:
             env["GITHUB_TOKEN"] = token
         self.env = env
