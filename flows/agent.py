@@ -41,52 +41,53 @@ async def agent(
         config = svc.config
         token = svc.github_token.get_secret_value() if svc.github_token else None
         workspace = await agent_steps.prepare_workspace(svc, target, agent, issue)
-        prompt = prompts.render(
-            job,
-            repo=target,
-            issue=issue,
-            pr=pr,
-            agent=agent,
-            branch=workspace.branch,
-            base=workspace.base,
-            override=config.agent.prompts.implement if job is Kind.IMPLEMENT else config.agent.prompts.review,
-        )
-        secrets = await agent_secrets(family.value)
-        env = prompts.agent_env(
-            repo=target,
-            issue=issue,
-            kind=job,
-            pr=pr,
-            agent=agent,
-            attempt=attempt,
-            branch=workspace.branch,
-            base=workspace.base,
-            workspace=workspace.path,
-            prompt=prompt,
-            github_api_url=config.github_api_url,
-            github_url=config.github_url,
-            token=token,
-            family=family,
-            family_secrets=secrets,
-        )
-        argv = prompts.command_for(family, prompt, config.agent.command)
-        reader = streams.StreamReader()
-        started = datetime.now(UTC)
+        with workspace:  # holds the per-(repo, agent) clone lock until the agent is done
+            prompt = prompts.render(
+                job,
+                repo=target,
+                issue=issue,
+                pr=pr,
+                agent=agent,
+                branch=workspace.branch,
+                base=workspace.base,
+                override=config.agent.prompts.implement
+                if job is Kind.IMPLEMENT
+                else config.agent.prompts.review,
+            )
+            env = prompts.agent_env(
+                repo=target,
+                issue=issue,
+                kind=job,
+                pr=pr,
+                agent=agent,
+                attempt=attempt,
+                branch=workspace.branch,
+                base=workspace.base,
+                workspace=workspace.path,
+                prompt=prompt,
+                github_api_url=config.github_api_url,
+                github_url=config.github_url,
+                token=token,
+                family=family,
+                family_secrets=await agent_secrets(family.value),
+            )
+            reader = streams.StreamReader()
+            started = datetime.now(UTC)
 
-        def relay(line: str) -> None:
-            shown = reader.feed(line)
-            if shown:
-                log.info(shown)
+            def relay(line: str) -> None:
+                shown = reader.feed(line)
+                if shown:
+                    log.info(shown)
 
-        result = await process.run(
-            argv,
-            cwd=workspace.path,
-            env=env,
-            timeout=config.agent.timeout.total_seconds(),
-            on_line=relay,
-            secrets=[v for v in (token, *secrets.values()) if v],
-        )
-    summary = reader.summary()
+            result = await process.run(
+                prompts.command_for(family, prompt, config.agent.command),
+                cwd=workspace.path,
+                env=env,
+                timeout=config.agent.timeout.total_seconds(),
+                on_line=relay,
+                secrets=prompts.secret_values(env),
+            )
+    summary = reader.summary(exit_code=result.exit_code, timed_out=result.timed_out, now=datetime.now(UTC))
     await publish_usage(summary, result, started)
     return final_state(result, summary, config.agent.timeout.total_seconds())
 

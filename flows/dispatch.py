@@ -12,6 +12,7 @@ trigger a forced run (`force=True`), so hand-offs happen in seconds, not at the 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -24,7 +25,9 @@ from k3sc.orchestration import dispatch_state, runs
 from tasks import dispatching as steps
 from tasks.context import Services, services
 
-MAX_PASSES = 3  # agent runs that end mid-scan get another pass instead of waiting for a trigger
+# Triggers that arrive while we scan are cancelled by the concurrency limit (CANCEL_NEW); instead
+# of losing them, the running scan notices and takes another pass, up to this many in one run.
+MAX_PASSES = 5
 
 
 @flow(name="k3sc-dispatch", log_prints=False, retries=0)
@@ -44,8 +47,9 @@ async def dispatch(force: bool = False) -> dict[str, Any]:
             log.info("paused: finished runs are handed off, no new work is claimed")
 
         for _ in range(MAX_PASSES):
+            pass_started = steps.now()
             state = await one_pass(svc, state, report)
-            if not await ended_since_pass(svc, report):
+            if not await missed_while_busy(svc, report, pass_started):
                 break
 
         busy = report.busy
@@ -114,11 +118,23 @@ async def one_pass(svc: Services, state: dispatch_state.DispatchState, report: s
     return state
 
 
-async def ended_since_pass(svc: Services, report: steps.Report) -> bool:
-    """True if an agent run finished while we were busy and still awaits its hand-off."""
+async def missed_while_busy(svc: Services, report: steps.Report, since: datetime) -> bool:
+    """Did anything ask for a scan while this pass ran? Then take another pass now.
+
+    Two signs: an agent run ended and awaits its hand-off, or a dispatch run was cancelled for
+    colliding with this one (a label event or an agent's end triggered it, and CANCEL_NEW dropped it).
+    """
     pending = await runs.pending_runs(svc.api)
     ours = [r for r in pending if svc.config.repo_config(r.repo) is not None]
-    return any(not r.phase.active and r.id not in report.failed_handoffs for r in ours)
+    if any(not r.phase.active and r.id not in report.failed_handoffs for r in ours):
+        return True
+    deployment = await svc.api.deployment_id(runs.DISPATCH_DEPLOYMENT)
+    cancelled = await svc.api.flow_runs(deployment_ids=[deployment], state_types=["CANCELLED"], limit=10)
+    return any(_time((r.get("state") or {}).get("timestamp") or r["created"]) >= since for r in cancelled)
+
+
+def _time(value: object) -> datetime:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 async def publish(report: steps.Report, svc: Services) -> None:

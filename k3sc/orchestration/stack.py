@@ -83,16 +83,21 @@ class ManagedProcess:
         return self.popen.poll() is None
 
     def stop(self, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
-        """One polite signal to the group, a bounded wait, then SIGKILL of the whole group."""
+        """One polite signal to the leader, a bounded wait, then SIGKILL of the whole group.
+
+        Only the leader gets the first signal: a Prefect worker then stops polling and lets the
+        flow runs it started finish (a signal to the whole group would kill them mid-state-write
+        and leave them Running in Prefect, holding the dispatcher's concurrency slot).
+        """
         if not self.alive:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
-        try:
+            os.kill(self.popen.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=10)
 
     def log_tail(self, lines: int = 20) -> str:
@@ -172,6 +177,12 @@ class LocalStack:
         worker = spawn(f"worker {pool}", argv, self.worker_env(env), self.log_dir / f"worker-{pool}.log")
         self.processes.append(worker)
         return worker
+
+    def stop_workers(self, grace: float = 10.0) -> None:
+        """Stop the workers started here (the server keeps running)."""
+        for process in [p for p in self.processes if p.name.startswith("worker")]:
+            process.stop(grace=grace)
+            self.processes.remove(process)
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop everything started here, newest first (workers before the server)."""

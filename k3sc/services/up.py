@@ -139,6 +139,9 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
     os.environ.update({"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
     say("prefect: creating pools, blocks, deployments and automations ...")
     asyncio.run(deploy_all(session, token))
+    reaped = asyncio.run(reap_stale_runs(session.api_url, everything=session.owned_server))
+    if reaped:
+        say(f"prefect: marked {reaped} run(s) left running by an earlier k3sc as crashed")
     for pool in ("k3sc-dispatch", "k3sc-agents"):
         stack.start_worker(pool)
     if session.world is not None:
@@ -179,6 +182,34 @@ async def deploy_all(session: Session, token: SecretStr | None) -> None:
         await deploy.ensure_zombie_automation()
     async with PrefectAPI(session.api_url) as api:
         await dispatch_state.set_paused(api, False)
+
+
+async def reap_stale_runs(api_url: str, *, everything: bool, stale_after: float = 600.0) -> int:
+    """Crash k3sc runs whose process is gone, so they free their slot and get handed off.
+
+    On a server this `k3sc up` just started, every run still marked running was left by a k3sc
+    that stopped (its processes died with it). On a shared server only dispatch runs older than
+    `stale_after` are certain to be dead (a scan takes seconds); agent runs are left to the
+    heartbeat automation.
+    """
+    now = datetime.now(UTC)
+    reaped = 0
+    async with PrefectAPI(api_url) as api:
+        for deployment in (runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT):
+            if not everything and deployment == runs.AGENT_DEPLOYMENT:
+                continue
+            deployment_id = await api.deployment_id(deployment)
+            live = await api.flow_runs(
+                deployment_ids=[deployment_id], state_types=["PENDING", "RUNNING", "CANCELLING"]
+            )
+            for flow_run in live:
+                since = datetime.fromisoformat(str(flow_run.get("start_time") or flow_run["created"]))
+                if everything or (now - since).total_seconds() > stale_after:
+                    await api.set_state(
+                        flow_run["id"], "CRASHED", message="left running by a k3sc that stopped", force=True
+                    )
+                    reaped += 1
+    return reaped
 
 
 async def _kick(session: Session) -> None:
@@ -337,7 +368,11 @@ async def _cancel_agents(session: Session) -> int:
 
 
 def shutdown(session: Session, say: Say) -> None:
-    """Stop what we started: agents, workers, server, fake GitHub (each bounded in time)."""
+    """Stop what we started: agents, workers, server, fake GitHub (each bounded in time).
+
+    Runs the workers could not finish are marked crashed before the server goes, so the next
+    `k3sc up` neither waits for a dead dispatcher's concurrency slot nor forgets a hand-off.
+    """
     try:
         if session.api_url:
             cancelled = asyncio.run(_cancel_agents(session))
@@ -346,6 +381,12 @@ def shutdown(session: Session, say: Say) -> None:
                 time.sleep(8)  # the worker polls cancellations every 5 s
     except Exception as exc:
         say(f"could not cancel agent runs: {exc}")
+    session.stack.stop_workers(grace=10.0)
+    try:
+        if session.api_url:
+            asyncio.run(reap_stale_runs(session.api_url, everything=True))
+    except Exception as exc:
+        say(f"could not mark interrupted runs: {exc}")
     session.stack.stop(grace=10.0)
     if session.owned_server:
         server_file().unlink(missing_ok=True)
