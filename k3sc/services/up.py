@@ -122,7 +122,7 @@ def prepare(options: UpOptions, say: Say) -> tuple[Session, SecretStr | None]:
 def start(session: Session, token: SecretStr | None, options: UpOptions, say: Say) -> None:
     """Server (unless PREFECT_API_URL), pools, blocks, deployments, workers, first scan."""
     stack = session.stack
-    stack.extra_env = {"K3SC_CONFIG": str(session.config_path), "K3SC_HOME": str(session.home)}
+    stack.extra_env.update({"K3SC_CONFIG": str(session.config_path), "K3SC_HOME": str(session.home)})
     if session.world is not None:
         # The sandbox's HTTP cache must not mix with a real one.
         stack.extra_env["K3SC_CACHE_DIR"] = str(session.world.root / "cache")

@@ -1,0 +1,83 @@
+"""Shared set-up for the loop benchmarks: a sandbox world on a real Prefect server and real workers.
+
+Exactly what `k3sc up --sandbox` starts (k3sc.services.up), with default settings, in-process so
+the benchmark can label issues on the fake GitHub and time what follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from k3sc import config as k3sc_config
+from k3sc.models import AgentRun
+from k3sc.orchestration import runs
+from k3sc.orchestration.api import PrefectAPI
+from k3sc.orchestration.stack import LocalStack
+from k3sc.sandbox import world as sandbox
+from k3sc.services import up
+
+ACCESS_LINE = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) /api/')
+
+
+def machine() -> str:
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+@contextmanager
+def loop(seed: dict[str, Any], *, record_requests: bool = False) -> Iterator[up.Session]:
+    """Start server (unless PREFECT_API_URL), world, deployments and workers; stop them after."""
+    with tempfile.TemporaryDirectory(prefix="k3sc-bench-") as tmp:
+        root = Path(tmp)
+        os.environ["K3SC_HOME"] = str(root / "home")
+        world = sandbox.build(root / "world", sandbox.WorldSeed.model_validate(seed))
+        if record_requests:
+            world.fake._max_recorded = None  # count every request of the run
+        stack = LocalStack(root / "stack")
+        # INFO makes uvicorn write one access-log line per API request: the Prefect request count.
+        stack.extra_env = {"PREFECT_SERVER_LOGGING_LEVEL": "INFO"}
+        config = k3sc_config.load(world.config_path, environ={}).config
+        session = up.Session(root / "home", config, world.config_path, stack, world=world)
+        os.environ["GITHUB_TOKEN"] = world.token
+        os.environ["K3SC_CACHE_DIR"] = str(root / "cache")
+        try:
+            up.start(session, SecretStr(world.token), up.UpOptions(sandbox=True), lambda line: None)
+            yield session
+        finally:
+            up.shutdown(session, lambda line: None)
+
+
+def prefect_requests(session: up.Session) -> int:
+    log = session.stack.log_dir / "server.log"
+    try:
+        return sum(1 for line in log.read_text(errors="replace").splitlines() if ACCESS_LINE.search(line))
+    except OSError:
+        return 0
+
+
+def issue_runs(session: up.Session, ref: str) -> list[AgentRun]:
+    async def read() -> list[AgentRun]:
+        async with PrefectAPI(session.api_url) as api:
+            return await runs.runs_for_issues(api, [ref.lower()])
+
+    return asyncio.run(read())
+
+
+def wait_for(predicate: Any, timeout: float, poll: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise TimeoutError(f"condition not met within {timeout}s")

@@ -1,0 +1,74 @@
+"""The loop at scale: 100 `ready` issues, max_slots 26, a stub agent that finishes at once.
+
+    uv run python bench/loop_scale.py [--issues 100] [--slots 26]
+
+All issues are labelled `ready` at t0 (as a person bulk-labelling would, each label change an
+event); the clock stops when every issue is at `needs-human` (implemented, then reviewed by a
+different agent). Reports the wall time, the peak of agent runs running at once, and requests
+per issue: GitHub requests counted by the fake GitHub, Prefect API requests counted from the
+server's access log (HTTP requests; websocket messages are not included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _loop import loop, machine, prefect_requests, wait_for  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--issues", type=int, default=100)
+    parser.add_argument("--slots", type=int, default=26)
+    args = parser.parse_args()
+    seed = {
+        "owner": "scale",
+        "max_slots": args.slots,
+        "allowed_authors": ["alice"],
+        "repos": [{"name": "api", "issues": [{"title": f"task {n}", "author": "alice", "labels": []}
+                                              for n in range(1, args.issues + 1)]}],  # fmt: skip
+    }
+    with loop(seed, record_requests=True) as session:
+        world = session.world
+        owner = world.owner
+        time.sleep(8)  # the start-up scan finds nothing to do
+        github_before, prefect_before = len(world.fake.requests), prefect_requests(session)
+        started = time.monotonic()
+        for number in range(1, args.issues + 1):
+            world.fake.set_labels(owner, "api", number, ["ready"], actor="alice")
+        progress = [0.0]
+
+        def done() -> bool:
+            finished = sum(
+                world.fake.issue_view(owner, "api", n)["labels"] == ["needs-human"] for n in range(1, args.issues + 1)
+            )
+            if time.monotonic() - progress[0] > 30:
+                progress[0] = time.monotonic()
+                print(f"  {time.monotonic() - started:5.0f}s: {finished}/{args.issues} at needs-human", flush=True)
+            return finished == args.issues
+
+        wait_for(done, timeout=3600, poll=1.0)
+        elapsed = time.monotonic() - started
+        github = len(world.fake.requests) - github_before
+        prefect = prefect_requests(session) - prefect_before
+        from tests.e2e.helpers import agent_runs, max_concurrency  # noqa: PLC0415
+
+        recorded = agent_runs(session.api_url, {"issues": [{"issue": f"{owner}/api#{n}"} for n in range(1, args.issues + 1)]})
+    print()
+    print(f"machine: {machine()}")
+    print(f"command: uv run python bench/loop_scale.py --issues {args.issues} --slots {args.slots}")
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| issues ready → all at needs-human | {elapsed:.0f} s ({elapsed / args.issues:.1f} s per issue) |")
+    print(f"| agent runs | {len(recorded)} (peak {max_concurrency(recorded)} at once) |")
+    print(f"| GitHub requests per issue | {github / args.issues:.1f} ({github} in all) |")
+    print(f"| Prefect API requests per issue | {prefect / args.issues:.1f} ({prefect} in all) |")
+
+
+if __name__ == "__main__":
+    main()
