@@ -112,7 +112,7 @@ def test_json_shows_exactly_what_the_core_decides(world: ContractCheckedFakeGitH
     ]
     assert report["rate"]["requests"] == 4 and report["rate"]["limit"] == 5000
     assert report["errors"] == []
-    assert "run history not consulted: PREFECT_API_URL is not set" in result.stderr
+    assert "run history not consulted: no Prefect server" in result.stderr
 
 
 def test_a_second_scan_costs_no_rate_limit(world: ContractCheckedFakeGitHub) -> None:

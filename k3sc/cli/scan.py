@@ -8,7 +8,6 @@ the config, the core and rich load inside the command, never at `k3sc --help` ti
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,8 +97,10 @@ def load_runs(config: Config, issues: Sequence[Issue]) -> list[AgentRun]:
     eligibility is decided from labels alone, which the note on stderr says. A server that cannot
     be read is reported the same way rather than hiding what GitHub shows.
     """
-    if not os.environ.get("PREFECT_API_URL", "").strip():
-        _output.warn("run history not consulted: PREFECT_API_URL is not set")
+    from k3sc.orchestration.api import resolve_api_url
+
+    if not resolve_api_url():
+        _output.warn("run history not consulted: no Prefect server (set PREFECT_API_URL or run `k3sc up`)")
         return []
     from k3sc.errors import K3scError
 
