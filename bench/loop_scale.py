@@ -68,6 +68,9 @@ def main() -> None:
     print(f"| agent runs | {len(recorded)} (peak {max_concurrency(recorded)} at once) |")
     print(f"| GitHub requests per issue | {github / args.issues:.1f} ({github} in all) |")
     print(f"| Prefect API requests per issue | {prefect / args.issues:.1f} ({prefect} in all) |")
+    for run in recorded:
+        if run.outcome is not None and run.outcome.value == "failure":
+            print(f"failed attempt: {run.issue_key} {run.kind.value} {run.attempt} {run.agent}: {run.message}")
 
 
 if __name__ == "__main__":

@@ -87,18 +87,20 @@ async def one_pass(svc: Services, state: dispatch_state.DispatchState, report: s
         if run.id in report.failed_handoffs:
             continue
         try:
-            written = await steps.hand_off(svc, run, histories.get(run.issue_key, workflow.History()), report)
+            recorded, written = await steps.hand_off(
+                svc, run, histories.get(run.issue_key, workflow.History()), report
+            )
         except K3scError as exc:
             # Left pending: the next scan retries it; one bad run must not stall the others.
             log.warning("%s: hand-off of run %s failed: %s", run.issue_key, run.id, exc)
             report.errors.append(f"{run.issue_key}: hand-off failed: {exc}")
             report.failed_handoffs.add(run.id)
             continue
+        all_runs = [recorded if r.id == run.id else r for r in all_runs]
         if written is not None:
             snapshot = snapshot.with_labels(run.issue_key, written)
 
     snapshot, state = await steps.reap_orphans(svc, snapshot, all_runs, state, report)
-    all_runs = await steps.read_agent_runs(svc, snapshot)  # hand-offs changed the tags
     report.active_runs = sum(1 for r in all_runs if r.active)
     if report.paused:
         return state

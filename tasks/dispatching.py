@@ -9,7 +9,7 @@ and never repeats a side effect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,9 @@ from k3sc.orchestration import dispatch_state, runs
 from k3sc.orchestration.dispatch_state import DispatchState, Intent
 from k3sc.workflow import Dispatch, History
 from tasks.context import Services
+
+# Issue states whose decisions depend on run history (eligibility, attempts, implementer, orphans).
+_HISTORY_STATES = frozenset({State.READY, State.NEEDS_REVIEW, State.OWNED, State.INCONSISTENT})
 
 # Marker in every comment k3sc posts for a hand-off, so a re-run never posts it twice.
 COMMENT_MARKER = "<!-- k3sc:{key} -->"
@@ -106,10 +109,12 @@ async def read_agent_runs(svc: Services, snapshot: Snapshot) -> list[AgentRun]:
     """Runs still pending hand-off, plus the whole history of every issue in the snapshot.
 
     Only runs of configured repositories count: a repo dropped from the config is no longer ours
-    to hand off (its pending runs stay pending until it is configured again).
+    to hand off (its pending runs stay pending until it is configured again). History is read
+    only for issues a decision depends on (`needs-human` ones are done), to spare the server.
     """
     pending = await runs.pending_runs(svc.api)
-    history = await runs.runs_for_issues(svc.api, [i.key for i in snapshot.issues])
+    relevant = [i.key for i in snapshot.issues if workflow.read_labels(i.labels).state in _HISTORY_STATES]
+    history = await runs.runs_for_issues(svc.api, relevant)
     by_id = {r.id: r for r in (*history, *pending) if svc.config.repo_config(r.repo) is not None}
     return sorted(by_id.values(), key=lambda r: r.created_at)
 
@@ -163,10 +168,13 @@ async def _comment_once(svc: Services, repo: Repo, number: int, key: str, body: 
 
 
 @task(name="hand-off", cache_policy=NO_CACHE, task_run_name="hand-off {run.agent} {run.kind}")
-async def hand_off(svc: Services, run: AgentRun, history: History, report: Report) -> tuple[str, ...] | None:
+async def hand_off(
+    svc: Services, run: AgentRun, history: History, report: Report
+) -> tuple[AgentRun, tuple[str, ...] | None]:
     """Verify a finished attempt, move its issue on, and record the outcome on the run.
 
-    Returns the issue's labels after our write, or None if we wrote nothing.
+    Returns the run as now recorded (handed off, with its outcome) and the issue's labels after
+    our write, or None if we wrote nothing.
     """
     log = get_run_logger()
     config = svc.config
@@ -190,7 +198,13 @@ async def hand_off(svc: Services, run: AgentRun, history: History, report: Repor
     line = f"{run.repo}#{run.issue} {run.kind.value} by {run.agent} {verb}: {decision.reason} {where}"
     log.info(line)
     report.handed_off.append(line)
-    return written
+    recorded = replace(
+        run,
+        handed_off=True,
+        outcome=decision.outcome,
+        tags=tuple(names.handed_off_tags(run.tags, decision.outcome)),
+    )
+    return recorded, written
 
 
 # --------------------------------------------------------------------------- orphans

@@ -37,6 +37,8 @@ SERVER_SETTINGS = {
     # Live log following needs both (reference/prefect.md §8).
     "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
     "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
+    # SQLite under a burst of flow runs: wait for locks longer before answering 503.
+    "PREFECT_SERVER_DATABASE_TIMEOUT": "30",
     # Deployment concurrency leases survive a server restart.
     "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
 }
