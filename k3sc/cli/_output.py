@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
@@ -17,6 +18,8 @@ from k3sc.errors import K3scError
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+T = TypeVar("T")
 
 # Without a terminal (pipes, CliRunner) rich would wrap tables at 80 columns, which splits paths and
 # URLs across lines and defeats `grep`; tables only grow to what their content needs.
@@ -55,3 +58,10 @@ def console() -> Console:
 
     terminal = sys.stdout.isatty()
     return Console(file=sys.stdout, width=None if terminal else _PIPE_WIDTH, highlight=False)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run`, with asyncio imported on use: it costs ~35 ms that `k3sc --help` must not pay."""
+    import asyncio
+
+    return asyncio.run(coroutine)

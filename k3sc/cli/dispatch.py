@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import typer
@@ -23,7 +22,7 @@ def dispatch(
     from k3sc.services import dispatch as service
 
     if not dry_run:
-        started = asyncio.run(service.trigger())
+        started = _output.run(service.trigger())
         if json_:
             _output.print_json(started)
         else:
@@ -31,7 +30,7 @@ def dispatch(
         return
     from k3sc import config as k3sc_config
 
-    plan = asyncio.run(service.dry_run(k3sc_config.load().config))
+    plan = _output.run(service.dry_run(k3sc_config.load().config))
     for note in plan["notes"]:
         _output.warn(note)
     if json_:

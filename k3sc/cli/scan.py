@@ -7,7 +7,6 @@ the config, the core and rich load inside the command, never at `k3sc --help` ti
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ def scan(
 
     config = k3sc_config.load().config
     repos = select_repos(config, repo)
-    seen = asyncio.run(read_github(config, repos))
+    seen = _output.run(read_github(config, repos))
     runs = load_runs(config, seen.issues)
     plan = workflow.plan(seen.issues, runs, seen.pulls, config, now=datetime.now(UTC))
     report = build_report(plan, seen)
@@ -105,7 +104,7 @@ def load_runs(config: Config, issues: Sequence[Issue]) -> list[AgentRun]:
     from k3sc.errors import K3scError
 
     try:
-        return asyncio.run(_runs_from_prefect([i.key for i in issues]))
+        return _output.run(_runs_from_prefect([i.key for i in issues]))
     except K3scError as exc:
         _output.warn(f"run history not consulted: {exc}")
         return []

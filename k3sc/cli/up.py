@@ -59,9 +59,7 @@ def up(
             say(line)
         if until_idle:
             idle = service.wait_idle(session, timeout, say)
-            import asyncio
-
-            report = asyncio.run(service.summary(session))
+            report = _output.run(service.summary(session))
             if json_:
                 _output.print_json(report)
             else:
