@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from k3sc import config as k3sc_config
+from k3sc.labels import Kind
 from k3sc.models import AgentRun
 from k3sc.orchestration import runs
 from k3sc.orchestration.api import PrefectAPI
@@ -31,7 +32,8 @@ ACCESS_LINE = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) /api/')
 
 
 def machine() -> str:
-    return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    python = platform.python_version()
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs, Python {python}"
 
 
 @contextmanager
@@ -52,6 +54,7 @@ def loop(seed: dict[str, Any], *, record_requests: bool = False) -> Iterator[up.
         os.environ["K3SC_CACHE_DIR"] = str(root / "cache")
         try:
             up.start(session, SecretStr(world.token), up.UpOptions(sandbox=True), lambda line: None)
+            time.sleep(8)  # let the start-up scan finish: it finds nothing and is not measured
             yield session
         finally:
             up.shutdown(session, lambda line: None)
@@ -65,12 +68,24 @@ def prefect_requests(session: up.Session) -> int:
         return 0
 
 
-def issue_runs(session: up.Session, ref: str) -> list[AgentRun]:
+def issue_runs_of(session: up.Session, refs: list[str]) -> list[AgentRun]:
+    """Every agent run Prefect recorded for these issues (`owner/name#N`)."""
+
     async def read() -> list[AgentRun]:
         async with PrefectAPI(session.api_url) as api:
-            return await runs.runs_for_issues(api, [ref.lower()])
+            return await runs.runs_for_issues(api, [ref.lower() for ref in refs])
 
     return asyncio.run(read())
+
+
+def implement_run(
+    session: up.Session, ref: str, *, started: bool = False, ended: bool = False
+) -> AgentRun | None:
+    """The issue's first implementation run once it has started (or ended), else None."""
+    for run in issue_runs_of(session, [ref]):
+        if run.kind is Kind.IMPLEMENT and (run.started_at if started else run.ended_at if ended else True):
+            return run
+    return None
 
 
 def wait_for(predicate: Any, timeout: float, poll: float = 0.2) -> Any:

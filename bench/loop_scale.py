@@ -18,7 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _loop import loop, machine, prefect_requests, wait_for  # noqa: E402
+from _loop import issue_runs_of, loop, machine, prefect_requests, wait_for
+
+from k3sc.models import Outcome
+from k3sc.orchestration.runs import peak_concurrency
 
 
 def main() -> None:
@@ -26,51 +29,56 @@ def main() -> None:
     parser.add_argument("--issues", type=int, default=100)
     parser.add_argument("--slots", type=int, default=26)
     args = parser.parse_args()
+    numbers = range(1, args.issues + 1)
     seed = {
         "owner": "scale",
         "max_slots": args.slots,
         "allowed_authors": ["alice"],
-        "repos": [{"name": "api", "issues": [{"title": f"task {n}", "author": "alice", "labels": []}
-                                              for n in range(1, args.issues + 1)]}],  # fmt: skip
+        "repos": [
+            {
+                "name": "api",
+                "issues": [{"title": f"task {n}", "author": "alice", "labels": []} for n in numbers],
+            }
+        ],
     }
     with loop(seed, record_requests=True) as session:
         world = session.world
-        owner = world.owner
-        time.sleep(8)  # the start-up scan finds nothing to do
         github_before, prefect_before = len(world.fake.requests), prefect_requests(session)
-        started = time.monotonic()
-        for number in range(1, args.issues + 1):
-            world.fake.set_labels(owner, "api", number, ["ready"], actor="alice")
-        progress = [0.0]
+        started = last_report = time.monotonic()
+        for number in numbers:
+            world.fake.set_labels(world.owner, "api", number, ["ready"], actor="alice")
 
         def done() -> bool:
+            nonlocal last_report
             finished = sum(
-                world.fake.issue_view(owner, "api", n)["labels"] == ["needs-human"] for n in range(1, args.issues + 1)
+                world.fake.issue_view(world.owner, "api", n)["labels"] == ["needs-human"] for n in numbers
             )
-            if time.monotonic() - progress[0] > 30:
-                progress[0] = time.monotonic()
-                print(f"  {time.monotonic() - started:5.0f}s: {finished}/{args.issues} at needs-human", flush=True)
+            if time.monotonic() - last_report > 30:
+                last_report = time.monotonic()
+                print(f"  {last_report - started:5.0f}s: {finished}/{args.issues} at needs-human", flush=True)
             return finished == args.issues
 
         wait_for(done, timeout=3600, poll=1.0)
         elapsed = time.monotonic() - started
         github = len(world.fake.requests) - github_before
         prefect = prefect_requests(session) - prefect_before
-        from tests.e2e.helpers import agent_runs, max_concurrency  # noqa: PLC0415
-
-        recorded = agent_runs(session.api_url, {"issues": [{"issue": f"{owner}/api#{n}"} for n in range(1, args.issues + 1)]})
+        recorded = issue_runs_of(session, [f"{world.owner}/api#{n}" for n in numbers])
     print()
     print(f"machine: {machine()}")
     print(f"command: uv run python bench/loop_scale.py --issues {args.issues} --slots {args.slots}")
     print("| measure | value |")
     print("|---|---|")
-    print(f"| issues ready → all at needs-human | {elapsed:.0f} s ({elapsed / args.issues:.1f} s per issue) |")
-    print(f"| agent runs | {len(recorded)} (peak {max_concurrency(recorded)} at once) |")
+    print(
+        f"| issues ready → all at needs-human | {elapsed:.0f} s ({elapsed / args.issues:.1f} s per issue) |"
+    )
+    print(f"| agent runs | {len(recorded)} (peak {peak_concurrency(recorded)} at once) |")
     print(f"| GitHub requests per issue | {github / args.issues:.1f} ({github} in all) |")
     print(f"| Prefect API requests per issue | {prefect / args.issues:.1f} ({prefect} in all) |")
     for run in recorded:
-        if run.outcome is not None and run.outcome.value == "failure":
-            print(f"failed attempt: {run.issue_key} {run.kind.value} {run.attempt} {run.agent}: {run.message}")
+        if run.outcome is Outcome.FAILURE:
+            print(
+                f"failed attempt: {run.issue_key} {run.kind.value} {run.attempt} {run.agent}: {run.message}"
+            )
 
 
 if __name__ == "__main__":

@@ -135,3 +135,18 @@ async def submit(api: PrefectAPI, dispatch: Dispatch) -> AgentRun:
 async def mark_handed_off(api: PrefectAPI, run: AgentRun, outcome: Outcome) -> None:
     """Record the verified outcome on the run; after this no pass applies it again."""
     await api.set_tags(run.id, names.handed_off_tags(run.tags, outcome.value))
+
+
+def peak_concurrency(recorded: Iterable[AgentRun]) -> int:
+    """The most runs that were ever running at the same moment (from start and end times)."""
+    edges: list[tuple[datetime, int]] = []
+    for run in recorded:
+        if run.started_at and run.ended_at:
+            edges += [(run.started_at, 1), (run.ended_at, -1)]
+    # At equal timestamps an end sorts before a start: back-to-back runs do not overlap.
+    edges.sort()
+    level = peak = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,21 +62,6 @@ def agent_runs(api_url: str, summary: dict[str, Any]) -> list[AgentRun]:
             return await runs.runs_for_issues(api, [i["issue"].lower() for i in summary["issues"]])
 
     return asyncio.run(read())
-
-
-def max_concurrency(recorded: list[AgentRun]) -> int:
-    """The most agent runs that were ever Running at the same moment."""
-    edges: list[tuple[datetime, int]] = []
-    for run in recorded:
-        if run.started_at and run.ended_at:
-            edges += [(run.started_at, 1), (run.ended_at, -1)]
-    # At equal timestamps an end comes before a start: back-to-back runs do not overlap.
-    edges.sort(key=lambda edge: (edge[0], edge[1]))
-    level = peak = 0
-    for _, step in edges:
-        level += step
-        peak = max(peak, level)
-    return peak
 
 
 def issue(summary: dict[str, Any], ref: str) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import agent_runs, issue, max_concurrency, run_up
+from k3sc.orchestration.runs import peak_concurrency
+from tests.e2e.helpers import agent_runs, issue, run_up
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +54,7 @@ def test_six_issues_two_repos_two_slots(tmp_path: Path, prefect_api_url: str) ->
     assert len(recorded) == 12
     attempts = collections.Counter((r.issue_key, r.kind, r.attempt) for r in recorded)
     assert max(attempts.values()) == 1, "an attempt ran twice"
-    assert max_concurrency(recorded) <= 2
+    assert peak_concurrency(recorded) <= 2
 
 
 def test_failures_retries_and_the_cap(tmp_path: Path, prefect_api_url: str) -> None:
