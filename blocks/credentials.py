@@ -14,18 +14,6 @@ from pydantic import Field, SecretStr
 GITHUB_BLOCK = "k3sc-github"
 AGENT_BLOCK = "k3sc-agents"
 
-# Environment variables an agent family may need, by family (reference §4.4).
-CLAUDE_VARS = (
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "ANTHROPIC_API_KEY",
-    "CLAUDE_CODE_USE_BEDROCK",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-)
-CODEX_VARS = ("OPENAI_API_KEY", "CODEX_AUTH_JSON")
-
 
 class GitHubCredentials(Block):
     """How k3sc authenticates to GitHub: a token, or a GitHub App installation."""
@@ -49,7 +37,6 @@ class AgentCredentials(Block):
 
     env: dict[str, SecretStr] = Field(default_factory=dict, description="Variable name → secret value.")
 
-    def for_family(self, family: str) -> dict[str, str]:
-        """The plain values one family may see; Claude secrets never reach Codex and back."""
-        allowed = CLAUDE_VARS if family == "claude" else CODEX_VARS
-        return {k: v.get_secret_value() for k, v in self.env.items() if k in allowed}
+    def values(self) -> dict[str, str]:
+        """The plain values; the agent's environment builder keeps only its own family's."""
+        return {k: v.get_secret_value() for k, v in self.env.items()}

@@ -1,0 +1,1 @@
+"""Prefect flows: the entrypoints prefect.yaml deploys (`k3sc-dispatch`, `k3sc-agent`)."""

@@ -69,7 +69,7 @@ async def agent(
                 github_url=config.github_url,
                 token=token,
                 family=family,
-                family_secrets=await agent_secrets(family.value),
+                family_secrets=await agent_secrets(),
             )
             reader = streams.StreamReader()
             started = datetime.now(UTC)

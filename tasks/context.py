@@ -43,8 +43,8 @@ async def github_token() -> SecretStr | None:
     return block.token
 
 
-async def agent_secrets(family: str) -> dict[str, str]:
-    """Model-provider variables for one agent family, from the `k3sc-agents` block."""
+async def agent_secrets() -> dict[str, str]:
+    """Model-provider variables from the `k3sc-agents` block (both families; see prompts.agent_env)."""
     from prefect.exceptions import ObjectNotFound
 
     from blocks.credentials import AGENT_BLOCK, AgentCredentials
@@ -53,7 +53,7 @@ async def agent_secrets(family: str) -> dict[str, str]:
         block = cast(AgentCredentials, await AgentCredentials.aload(AGENT_BLOCK))
     except (ValueError, ObjectNotFound):
         return {}
-    return block.for_family(family)
+    return block.values()
 
 
 @asynccontextmanager

@@ -227,12 +227,13 @@ def agent_env(
             # gh reads GitHub Enterprise credentials from these (reference §4.2 step 13).
             env["GH_HOST"] = host
             env["GH_ENTERPRISE_TOKEN"] = token
-    env.update({k: v for k, v in (family_secrets or {}).items() if _belongs(k, family)})
+    env.update({k: v for k, v in (family_secrets or {}).items() if belongs(k, family)})
     env.update(extra or {})
     return env
 
 
-def _belongs(name: str, family: Family) -> bool:
+def belongs(name: str, family: Family) -> bool:
+    """Whether an environment variable is one of `family`'s credentials or settings."""
     if family is Family.CLAUDE:
         return name in CLAUDE_AUTH_VARS or name.startswith(CLAUDE_AUTH_PREFIXES)
     return name in CODEX_AUTH_VARS

@@ -34,19 +34,6 @@ from k3sc.orchestration.stack import LocalStack
 
 Say = Callable[[str], None]
 
-# Model-provider variables copied from the environment into the agent credentials block.
-AGENT_ENV_VARS = (
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "ANTHROPIC_API_KEY",
-    "CLAUDE_CODE_USE_BEDROCK",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-    "OPENAI_API_KEY",
-    "CODEX_AUTH_JSON",
-)
-
 
 @dataclass(frozen=True)
 class UpOptions:
@@ -94,7 +81,11 @@ async def github_token(config: Config) -> SecretStr | None:
 
 
 def agent_env(environ: Mapping[str, str]) -> dict[str, SecretStr]:
-    return {k: SecretStr(v) for k in AGENT_ENV_VARS if (v := environ.get(k, ""))}
+    """The Claude and Codex credentials in this environment, for the agent credentials block."""
+    from k3sc.agent import prompts
+    from k3sc.labels import Family
+
+    return {k: SecretStr(v) for k, v in environ.items() if v and any(prompts.belongs(k, f) for f in Family)}
 
 
 def prepare(options: UpOptions, say: Say) -> tuple[Session, SecretStr | None]:
