@@ -123,7 +123,7 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
         say(f"prefect: using the server at {session.api_url}")
     else:
         say(f"prefect: starting a local server (data in {stack.home / 'prefect'}) ...")
-        session.api_url = stack.start_server(port=options.port)
+        session.api_url = stack.start_server(port=options.port or default_port(session))
         session.owned_server = True
         server_file().parent.mkdir(parents=True, exist_ok=True)
         server_file().write_text(json.dumps({"api_url": session.api_url, "pid": os.getpid()}))
@@ -158,6 +158,21 @@ def event_forwarder(api_url: str) -> Callable[[str, dict[str, Any]], None]:
             client.post("events", json=[event])
 
     return forward
+
+
+def default_port(session: Session) -> int | None:
+    """Prefect's usual 4200 for the real loop when it is free (a stable UI address); the sandbox
+    and a busy 4200 get any free port."""
+    import socket
+
+    if session.world is not None:
+        return None
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 4200))
+        except OSError:
+            return None
+    return 4200
 
 
 async def deploy_all(session: Session, token: SecretStr | None) -> None:
