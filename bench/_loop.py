@@ -50,8 +50,6 @@ def loop(seed: dict[str, Any], *, record_requests: bool = False) -> Iterator[up.
         stack.extra_env = {"PREFECT_SERVER_LOGGING_LEVEL": "INFO"}
         config = k3sc_config.load(world.config_path, environ={}).config
         session = up.Session(root / "home", config, world.config_path, stack, world=world)
-        os.environ["GITHUB_TOKEN"] = world.token
-        os.environ["K3SC_CACHE_DIR"] = str(root / "cache")
         try:
             up.start(session, SecretStr(world.token), up.UpOptions(sandbox=True), lambda line: None)
             time.sleep(8)  # let the start-up scan finish: it finds nothing and is not measured

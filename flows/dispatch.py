@@ -72,7 +72,9 @@ async def dispatch(force: bool = False) -> dict[str, Any]:
     return report.summary()
 
 
-async def one_pass(svc: Services, state: dispatch_state.DispatchState, report: steps.Report) -> Any:
+async def one_pass(
+    svc: Services, state: dispatch_state.DispatchState, report: steps.Report
+) -> dispatch_state.DispatchState:
     """Read GitHub and the run history once, then act on what they say."""
     log = get_run_logger()
     state = await steps.recover_intents(svc, state, report)

@@ -25,6 +25,12 @@ def test_only_agent_credentials_are_copied_into_the_block() -> None:
 def test_blocks_never_show_their_secrets() -> None:
     github = GitHubCredentials(token=SecretStr("ghp_secret"))
     agents = AgentCredentials(env={"OPENAI_API_KEY": SecretStr("sk-secret")})
-    for shown in (repr(github), str(github), repr(agents), github.model_dump_json(), agents.model_dump_json()):
+    for shown in (
+        repr(github),
+        str(github),
+        repr(agents),
+        github.model_dump_json(),
+        agents.model_dump_json(),
+    ):
         assert "secret" not in shown.replace("SecretStr", "").lower(), shown
     assert agents.values() == {"OPENAI_API_KEY": "sk-secret"}

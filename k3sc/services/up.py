@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from k3sc import config as k3sc_config
-from k3sc import workflow
+from k3sc import labels, workflow
 from k3sc.config import Config
 from k3sc.errors import ConfigError, OrchestrationError
 from k3sc.models import AgentRun
@@ -56,6 +56,14 @@ class Session:
     owned_server: bool = False
     world: Any = None  # k3sc.sandbox.world.World in sandbox mode
     started: float = field(default_factory=time.monotonic)
+
+    def github_environ(self) -> dict[str, str]:
+        """Where this process's own GitHub reads find their token and cache (the sandbox's own)."""
+        environ = dict(os.environ)
+        if self.world is not None:
+            environ["GITHUB_TOKEN"] = self.world.token
+            environ["K3SC_CACHE_DIR"] = str(self.world.root / "cache")
+        return environ
 
 
 def check_ready(config: Config, source: str) -> None:
@@ -243,12 +251,11 @@ def banner(session: Session) -> list[str]:
 # --------------------------------------------------------------------------- waiting
 
 
-async def _issues(config: Config) -> tuple[list[Any], list[Any]]:
+async def _issues(session: Session) -> tuple[list[Any], list[Any]]:
     from k3sc.github import GitHubClient
 
-    repos = [r.repo for r in config.repos]
-    environ = dict(os.environ)
-    async with GitHubClient.from_config(config, environ=environ) as gh:
+    repos = [r.repo for r in session.config.repos]
+    async with GitHubClient.from_config(session.config, environ=session.github_environ()) as gh:
         issues = await gh.workflow_issues(repos)
         pulls = await gh.open_pulls(repos)
     return list(issues.items), list(pulls.items)
@@ -261,8 +268,9 @@ async def is_idle(session: Session) -> bool:
         pending = [r for r in await runs.pending_runs(api) if r.repo.key in repos]
         if pending:
             return False
-        issues, pulls = await _issues(session.config)
-        if any(workflow.read_labels(i.labels).owner for i in issues):
+        issues, pulls = await _issues(session)
+        # A claim of ours is still in flight; a human-launched agent's (claude-1) is not ours to wait for.
+        if any(labels.is_slot_owner(workflow.read_labels(i.labels).owner or "") for i in issues):
             return False
         history = await runs.runs_for_issues(api, [i.key for i in issues])
     plan = workflow.plan(issues, history, pulls, session.config, now=datetime.now(UTC))
@@ -273,9 +281,6 @@ def wait_idle(session: Session, timeout: float, say: Say, poll: float = 3.0) -> 
     """Block until two consecutive idle checks, or the timeout; True if idle."""
     deadline = time.monotonic() + timeout
     streak = 0
-    environ = os.environ
-    if session.world is not None:
-        environ["GITHUB_TOKEN"] = session.world.token
     while time.monotonic() < deadline:
         check_children(session)
         streak = streak + 1 if asyncio.run(is_idle(session)) else 0

@@ -74,7 +74,6 @@ def test_killed_dispatcher_duplicates_nothing_and_loses_nothing(tmp_path: Path, 
     try:
         asyncio.run(up.deploy_all(session, None))
         stack.start_worker("k3sc-agents")
-        os.environ["GITHUB_TOKEN"] = world.token  # for the idle check's own reads
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             log = tmp_path / f"dispatch-{len(kills)}-{time.monotonic():.0f}.log"
