@@ -26,6 +26,7 @@ from k3sc.orchestration.api import PrefectAPI
 from k3sc.orchestration.stack import LocalStack
 from k3sc.sandbox import world as sandbox
 from k3sc.services import up
+from tests import github_contract
 
 pytestmark = pytest.mark.e2e
 
@@ -121,6 +122,8 @@ def test_killed_dispatcher_duplicates_nothing_and_loses_nothing(tmp_path: Path, 
     # No label write twice: the fake logs a write that changes nothing as "(unchanged)".
     repeated = [line for line in world.fake.write_log if "labels" in line and "unchanged" in line]
     assert repeated == [], (repeated, kills)
+    # And what the dispatcher, the agent flows and the stub sent was valid for real GitHub.
+    assert github_contract.violations(world.fake.requests) == []
 
 
 async def _runs(api_url: str, summary: dict) -> list:  # type: ignore[type-arg]

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from k3sc.sandbox.github import FakeGitHub
+from tests import github_contract
 
 pytestmark = pytest.mark.e2e
 
@@ -61,5 +62,6 @@ def test_up_runs_the_loop_from_the_users_config(tmp_path: Path, prefect_api_url:
             history[0] == ("ready",) and history[2] == ("needs-review",) and history[-1] == ("needs-human",)
         )
         assert history[1] != history[3], "the reviewer must not be the implementer"
+        assert github_contract.violations(github.requests) == []
     assert "watching 1 repo(s): carol/service" in proc.stderr
     assert token not in proc.stdout + proc.stderr
