@@ -1,0 +1,123 @@
+"""The adaptive interval as a self-scheduling chain: idle scans back off, work resets, never two links.
+
+The dispatch flow runs as its own process (as a worker would start it) against the session's
+Prefect server with the deployments in place; no worker serves the chain, so the scheduled
+successor each run leaves behind can be inspected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k3sc import config as k3sc_config
+from k3sc.orchestration import dispatch_state, runs
+from k3sc.orchestration.api import PrefectAPI
+from k3sc.orchestration.stack import LocalStack
+from k3sc.sandbox import world as sandbox
+from k3sc.services import up
+
+pytestmark = pytest.mark.e2e
+
+SCAN = "import asyncio, sys; from flows.dispatch import dispatch; asyncio.run(dispatch(force=sys.argv[1] == 'force'))"
+
+
+def test_idle_scans_back_off_work_resets_and_the_chain_has_one_link(
+    tmp_path: Path, prefect_api_url: str
+) -> None:
+    seed = sandbox.WorldSeed.model_validate(
+        {
+            "owner": "chain",
+            "allowed_authors": ["alice"],
+            "repos": [{"name": "api", "issues": [{"title": "later", "author": "alice", "labels": []}]}],
+            "config": {"scan": {"min_interval": "10s", "max_interval": "1m"}},
+        }
+    )
+    world = sandbox.build(tmp_path / "world", seed)
+    config = k3sc_config.load(world.config_path, environ={}).config
+    session = up.Session(tmp_path, config, world.config_path, LocalStack(tmp_path, api_url=prefect_api_url))
+    session.api_url = prefect_api_url
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api_url,
+        "K3SC_CONFIG": str(world.config_path),
+        "K3SC_CACHE_DIR": str(tmp_path / "cache"),
+        "GITHUB_TOKEN": world.token,
+    }
+    try:
+        asyncio.run(up.deploy_all(session, None))
+        asyncio.run(_reset(prefect_api_url))
+
+        def scan(
+            mode: str = "scheduled",
+        ) -> tuple[dispatch_state.DispatchState, list[dict[str, Any]], datetime]:
+            began = datetime.now(UTC)
+            proc = subprocess.run(
+                [sys.executable, "-c", SCAN, mode],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+            return (*asyncio.run(_state(prefect_api_url)), began)
+
+        # Idle scans: 10s doubled per idle scan, capped at 1m; always exactly one scheduled successor.
+        for idle, interval in ((1, 20), (2, 40), (3, 60), (4, 60)):
+            state, chain, began = scan()
+            assert state.idle_scans == idle
+            assert len(chain) == 1, chain
+            due = _scheduled(chain[0])
+            assert (
+                began + timedelta(seconds=interval) <= due <= datetime.now(UTC) + timedelta(seconds=interval)
+            )
+
+        # A forced scan that finds nothing neither stretches nor resets the backoff.
+        state, chain, _ = scan("force")
+        assert state.idle_scans == 4 and len(chain) == 1
+
+        # Work resets it: the next scan comes at the minimum interval.
+        world.fake.set_labels(world.owner, "api", 1, ["ready"], actor="alice")
+        state, chain, began = scan()
+        assert state.idle_scans == 0
+        assert len(chain) == 1
+        assert _scheduled(chain[0]) <= datetime.now(UTC) + timedelta(seconds=10)
+        assert world.fake.issue_view(world.owner, "api", 1)["labels"][0].startswith(("claude-", "codex-"))
+    finally:
+        world.stop()
+        asyncio.run(_reset(prefect_api_url))
+
+
+async def _state(api_url: str) -> tuple[dispatch_state.DispatchState, list[dict[str, Any]]]:
+    async with PrefectAPI(api_url) as api:
+        state = await dispatch_state.load(api)
+        deployment = await api.deployment_id(runs.DISPATCH_DEPLOYMENT)
+        chain = await api.flow_runs(
+            deployment_ids=[deployment], tags_all=["k3sc-chain"], state_types=["SCHEDULED"]
+        )
+    return state, chain
+
+
+def _scheduled(flow_run: dict[str, Any]) -> datetime:
+    value = flow_run["state"]["state_details"]["scheduled_time"]
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+async def _reset(api_url: str) -> None:
+    """A clean slate: no dispatch state, no scheduled or pending dispatch or agent runs."""
+    async with PrefectAPI(api_url) as api:
+        await api.delete_variable(dispatch_state.STATE_VARIABLE)
+        for name in (runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT):
+            deployment = await api.deployment_id(name)
+            for flow_run in await api.flow_runs(
+                deployment_ids=[deployment], state_types=["SCHEDULED", "PENDING"]
+            ):
+                await api.set_state(flow_run["id"], "CANCELLED", force=True)
