@@ -15,7 +15,7 @@ from k3sc.labels import Kind
 
 @dataclass(frozen=True, order=True)
 class Repo:
-    """A GitHub repository; compared case-insensitively like GitHub does."""
+    """A GitHub repository as spelled; compare `.key` (lower-cased), as GitHub names are case-insensitive."""
 
     owner: str
     name: str
