@@ -13,20 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from k3sc import config as k3sc_config
 from k3sc.orchestration import runs
 from k3sc.orchestration.api import PrefectAPI
-from k3sc.orchestration.stack import LocalStack
 from k3sc.sandbox import world as sandbox
-from k3sc.services import up
 from tests.cli_helpers import invoke
+from tests.e2e.helpers import deployed_world
 
 pytestmark = pytest.mark.prefect
 
 
 @pytest.fixture
 def world(tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[sandbox.World]:
-    seed = sandbox.WorldSeed.model_validate(
+    deployed = deployed_world(
+        tmp_path,
+        prefect_api_url,
         {
             "owner": "plan",
             "allowed_authors": ["alice"],
@@ -40,20 +40,14 @@ def world(tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch)
                     ],
                 }
             ],
-        }
+        },
     )
-    built = sandbox.build(tmp_path / "world", seed)
-    monkeypatch.setenv("K3SC_CONFIG", str(built.config_path))
-    monkeypatch.setenv("GITHUB_TOKEN", built.token)
-    monkeypatch.setenv("PREFECT_API_URL", prefect_api_url)
-    config = k3sc_config.load(built.config_path, environ={}).config
-    session = up.Session(tmp_path, config, built.config_path, LocalStack(tmp_path, api_url=prefect_api_url))
-    session.api_url = prefect_api_url
-    asyncio.run(up.deploy_all(session, None))
+    for name in ("K3SC_CONFIG", "GITHUB_TOKEN", "PREFECT_API_URL", "K3SC_CACHE_DIR"):
+        monkeypatch.setenv(name, deployed.env[name])
     try:
-        yield built
+        yield deployed.world
     finally:
-        built.stop()
+        deployed.stop()
 
 
 def test_dry_run_plans_like_the_dispatcher_and_writes_nothing(

@@ -7,14 +7,20 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import SecretStr
 
+from k3sc import config as k3sc_config
 from k3sc.models import AgentRun
 from k3sc.orchestration import runs
 from k3sc.orchestration.api import PrefectAPI
+from k3sc.orchestration.stack import LocalStack
+from k3sc.sandbox import world as sandbox
+from k3sc.services import up
 
 
 def run_up(
@@ -66,3 +72,42 @@ def agent_runs(api_url: str, summary: dict[str, Any]) -> list[AgentRun]:
 
 def issue(summary: dict[str, Any], ref: str) -> dict[str, Any]:
     return next(i for i in summary["issues"] if i["issue"].endswith(ref))
+
+
+@dataclass
+class Deployed:
+    """A sandbox world on the session's Prefect server with k3sc deployed, but no worker started.
+
+    `env` is what a dispatcher or worker process for this world needs; `session` is the same
+    object `k3sc up` works with, so tests reuse its idle check, summary and deploy steps.
+    """
+
+    world: sandbox.World
+    session: up.Session
+    env: dict[str, str]
+
+    def stop(self) -> None:
+        self.session.stack.stop()
+        self.world.stop()
+
+
+def deployed_world(tmp_path: Path, prefect_api_url: str, seed: dict[str, Any]) -> Deployed:
+    """Build the world, deploy pools, blocks, flows and automations for it (`k3sc up`'s own steps)."""
+    world = sandbox.build(tmp_path / "world", sandbox.WorldSeed.model_validate(seed))
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api_url,
+        "K3SC_CONFIG": str(world.config_path),
+        "K3SC_CACHE_DIR": str(tmp_path / "cache"),
+        "GITHUB_TOKEN": world.token,
+    }
+    stack = LocalStack(tmp_path / "stack", api_url=prefect_api_url)
+    stack.extra_env = {k: env[k] for k in ("K3SC_CONFIG", "K3SC_CACHE_DIR")}
+    config = k3sc_config.load(world.config_path, environ={}).config
+    session = up.Session(tmp_path, config, world.config_path, stack, api_url=prefect_api_url, world=world)
+    try:
+        asyncio.run(up.deploy_all(session, SecretStr(world.token)))
+    except BaseException:
+        world.stop()
+        raise
+    return Deployed(world, session, env)

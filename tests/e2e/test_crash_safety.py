@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import random
 import subprocess
 import sys
@@ -20,13 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from k3sc import config as k3sc_config
 from k3sc.orchestration import runs
 from k3sc.orchestration.api import PrefectAPI
-from k3sc.orchestration.stack import LocalStack
-from k3sc.sandbox import world as sandbox
 from k3sc.services import up
 from tests import github_contract
+from tests.e2e.helpers import deployed_world
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +35,9 @@ DISPATCH = [
 
 
 def test_killed_dispatcher_duplicates_nothing_and_loses_nothing(tmp_path: Path, prefect_api_url: str) -> None:
-    seed = sandbox.WorldSeed.model_validate(
+    deployed = deployed_world(
+        tmp_path,
+        prefect_api_url,
         {
             "owner": "crash",
             "max_slots": 3,
@@ -56,25 +55,13 @@ def test_killed_dispatcher_duplicates_nothing_and_loses_nothing(tmp_path: Path, 
             ],
             # The dispatcher here only runs when the test starts it: no orphan grace to wait out.
             "config": {"scan": {"orphan_grace": "1s"}},
-        }
+        },
     )
-    world = sandbox.build(tmp_path / "world", seed)
-    stack = LocalStack(tmp_path / "stack", api_url=prefect_api_url)
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": prefect_api_url,
-        "K3SC_CONFIG": str(world.config_path),
-        "K3SC_CACHE_DIR": str(tmp_path / "cache"),
-        "GITHUB_TOKEN": world.token,
-    }
-    stack.extra_env = {k: env[k] for k in ("K3SC_CONFIG", "K3SC_CACHE_DIR")}
-    config = k3sc_config.load(world.config_path, environ={}).config
-    session = up.Session(tmp_path, config, world.config_path, stack, api_url=prefect_api_url, world=world)
+    world, session, env = deployed.world, deployed.session, deployed.env
     rng = random.Random(20261127)
     kills: list[float] = []
     try:
-        asyncio.run(up.deploy_all(session, None))
-        stack.start_worker("k3sc-agents")
+        session.stack.start_worker("k3sc-agents")
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             log = tmp_path / f"dispatch-{len(kills)}-{time.monotonic():.0f}.log"
@@ -99,8 +86,7 @@ def test_killed_dispatcher_duplicates_nothing_and_loses_nothing(tmp_path: Path, 
         summary = asyncio.run(up.summary(session))
         recorded = asyncio.run(_runs(prefect_api_url, summary))
     finally:
-        stack.stop()
-        world.stop()
+        deployed.stop()
         asyncio.run(_cancel_scheduled_dispatches(prefect_api_url))
 
     print(f"dispatcher killed {len(kills)} times, after {kills} s")

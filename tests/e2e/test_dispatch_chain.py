@@ -8,7 +8,6 @@ successor each run leaves behind can be inspected.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -17,12 +16,9 @@ from typing import Any
 
 import pytest
 
-from k3sc import config as k3sc_config
 from k3sc.orchestration import dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI
-from k3sc.orchestration.stack import LocalStack
-from k3sc.sandbox import world as sandbox
-from k3sc.services import up
+from tests.e2e.helpers import deployed_world
 
 pytestmark = pytest.mark.e2e
 
@@ -32,27 +28,18 @@ SCAN = "import asyncio, sys; from flows.dispatch import dispatch; asyncio.run(di
 def test_idle_scans_back_off_work_resets_and_the_chain_has_one_link(
     tmp_path: Path, prefect_api_url: str
 ) -> None:
-    seed = sandbox.WorldSeed.model_validate(
+    deployed = deployed_world(
+        tmp_path,
+        prefect_api_url,
         {
             "owner": "chain",
             "allowed_authors": ["alice"],
             "repos": [{"name": "api", "issues": [{"title": "later", "author": "alice", "labels": []}]}],
             "config": {"scan": {"min_interval": "10s", "max_interval": "1m"}},
-        }
+        },
     )
-    world = sandbox.build(tmp_path / "world", seed)
-    config = k3sc_config.load(world.config_path, environ={}).config
-    session = up.Session(tmp_path, config, world.config_path, LocalStack(tmp_path, api_url=prefect_api_url))
-    session.api_url = prefect_api_url
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": prefect_api_url,
-        "K3SC_CONFIG": str(world.config_path),
-        "K3SC_CACHE_DIR": str(tmp_path / "cache"),
-        "GITHUB_TOKEN": world.token,
-    }
+    world, env = deployed.world, deployed.env
     try:
-        asyncio.run(up.deploy_all(session, None))
         asyncio.run(_reset(prefect_api_url))
 
         def scan(
@@ -92,7 +79,7 @@ def test_idle_scans_back_off_work_resets_and_the_chain_has_one_link(
         assert _scheduled(chain[0]) <= datetime.now(UTC) + timedelta(seconds=10)
         assert world.fake.issue_view(world.owner, "api", 1)["labels"][0].startswith(("claude-", "codex-"))
     finally:
-        world.stop()
+        deployed.stop()
         asyncio.run(_reset(prefect_api_url))
 
 
