@@ -12,6 +12,7 @@ server's access log (HTTP requests; websocket messages are not included).
 from __future__ import annotations
 
 import argparse
+import collections
 import sys
 import time
 from pathlib import Path
@@ -74,11 +75,12 @@ def main() -> None:
     print(f"| agent runs | {len(recorded)} (peak {peak_concurrency(recorded)} at once) |")
     print(f"| GitHub requests per issue | {github / args.issues:.1f} ({github} in all) |")
     print(f"| Prefect API requests per issue | {prefect / args.issues:.1f} ({prefect} in all) |")
+    unsuccessful = collections.Counter(str(r.outcome) for r in recorded if r.outcome is not Outcome.SUCCESS)
+    print(f"| attempts not successful | {dict(unsuccessful) or 'none'} |")
     for run in recorded:
-        if run.outcome is Outcome.FAILURE:
-            print(
-                f"failed attempt: {run.issue_key} {run.kind.value} {run.attempt} {run.agent}: {run.message}"
-            )
+        if run.outcome is not Outcome.SUCCESS:
+            what = f"{run.issue_key} {run.kind.value} {run.attempt} {run.agent}"
+            print(f"{run.outcome}: {what}: {run.message[:160]}")
 
 
 if __name__ == "__main__":

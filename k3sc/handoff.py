@@ -44,6 +44,8 @@ def judge(run: AgentRun, evidence: Evidence) -> tuple[Outcome, str]:
     """The verified outcome of a finished attempt and a one-line reason."""
     if run.phase is not RunPhase.COMPLETED:
         detail = run.message.strip() or "no message"
+        if run.started_at is None:
+            return Outcome.ERROR, f"agent run {run.phase.value} before it started: {detail}"
         return Outcome.FAILURE, f"agent run {run.phase.value}: {detail}"
     if run.kind is Kind.IMPLEMENT:
         if not evidence.branch_exists:
@@ -75,13 +77,17 @@ def decide(
     issue_labels: tuple[str, ...] | None,
     issue_open: bool,
     prior_failures: int,
+    prior_errors: int = 0,
 ) -> Handoff:
     """Judge the attempt, pick the transition, and decide whether the labels are still ours.
 
     Labels are written only while the issue still carries this run's owner label: a human
-    who moved it meanwhile wins, and a re-run after a crash never writes twice.
+    who moved it meanwhile wins, and a re-run after a crash never writes twice. An attempt
+    that never started is retried, but after `MAX_ERRORS` of them it counts as a failure.
     """
     outcome, reason = judge(run, evidence)
+    if outcome is Outcome.ERROR and prior_errors + 1 >= workflow.MAX_ERRORS:
+        outcome, reason = Outcome.FAILURE, f"{reason} ({prior_errors + 1} attempts never started)"
     failures = prior_failures + (1 if run.kind is Kind.IMPLEMENT and outcome is Outcome.FAILURE else 0)
     transition = workflow.transition(run.kind, outcome, failures, reason)
     if issue_labels is None or not issue_open:

@@ -98,6 +98,9 @@ class Outcome(StrEnum):
 
     SUCCESS = "success"
     FAILURE = "failure"
+    # The attempt never ran (the worker could not start it, or it was cancelled before it
+    # started): retried without counting against the failure cap, a bounded number of times.
+    ERROR = "error"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from k3sc.labels import Kind, State
 from k3sc.models import AgentRun, Issue, Outcome, Pull
 
 MAX_FAILURES = 3
+# Attempts that never started (infrastructure errors) per issue and kind before they count as failures.
+MAX_ERRORS = 3
 
 # --------------------------------------------------------------------------- labels → state
 
@@ -80,6 +82,9 @@ def transition(kind: Kind, outcome: Outcome, failures: int, reason: str = "") ->
     when it failed. A failed review never loops back to review: it escalates to a human.
     """
     why = f": {reason}" if reason else ""
+    if outcome is Outcome.ERROR:
+        # The agent never ran: put the issue back where it was and try again.
+        return Transition(labels.READY if kind is Kind.IMPLEMENT else labels.NEEDS_REVIEW, kind)
     if kind is Kind.IMPLEMENT and outcome is Outcome.SUCCESS:
         return Transition(labels.NEEDS_REVIEW, Kind.REVIEW)
     if kind is Kind.IMPLEMENT and failures < MAX_FAILURES:
@@ -124,6 +129,10 @@ class History:
             and r.outcome is Outcome.FAILURE
             and (since is None or r.created_at >= since)
         )
+
+    def errors(self, kind: Kind) -> int:
+        """Attempts of this kind that never started (see Outcome.ERROR)."""
+        return sum(1 for r in self.runs if r.kind is kind and r.outcome is Outcome.ERROR)
 
     def next_attempt(self, kind: Kind) -> int:
         """1 + the highest attempt of this kind ever submitted (idempotency keys are permanent)."""

@@ -186,14 +186,16 @@ async def hand_off(
     except NotFound:
         issue_labels, is_open = None, False
     prior = history.failures(since=now() - config.scan.task_ttl)
-    decision = handoff.decide(run, evidence, issue_labels, is_open, prior)
+    decision = handoff.decide(run, evidence, issue_labels, is_open, prior, history.errors(run.kind))
     written: tuple[str, ...] | None = None
     if decision.write_labels:
         if decision.transition.comment:
             await _comment_once(svc, run.repo, run.issue, f"handoff:{run.id}", decision.transition.comment)
         written = await svc.gh.set_workflow_labels(run.repo, run.issue, [decision.transition.label])
     await runs.mark_handed_off(svc.api, run, decision.outcome)
-    verb = "succeeded" if decision.outcome is Outcome.SUCCESS else "failed"
+    verb = {Outcome.SUCCESS: "succeeded", Outcome.FAILURE: "failed", Outcome.ERROR: "never started"}[
+        decision.outcome
+    ]
     where = f"→ {decision.transition.label}" if decision.write_labels else f"({decision.note})"
     line = f"{run.repo}#{run.issue} {run.kind.value} by {run.agent} {verb}: {decision.reason} {where}"
     log.info(line)

@@ -120,3 +120,31 @@ def test_orphan_transition(has_pr: bool, label: str) -> None:
     result = handoff.orphan_transition(has_pr, "codex-c")
     assert result.label == label
     assert result.comment is not None and "codex-c" in result.comment
+
+
+def never_started(kind: Kind = Kind.IMPLEMENT, phase: RunPhase = RunPhase.FAILED) -> AgentRun:
+    from dataclasses import replace
+
+    return replace(run(kind, phase, "Failed to submit flow run to infrastructure"), started_at=None)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "prior_errors", "outcome", "label"),
+    [
+        pytest.param(never_started(), 0, Outcome.ERROR, "ready", id="implementation never started is retried"),
+        pytest.param(never_started(Kind.REVIEW), 0, Outcome.ERROR, "needs-review",
+                     id="review never started is retried, not escalated"),
+        pytest.param(never_started(phase=RunPhase.CANCELLED), 1, Outcome.ERROR, "ready",
+                     id="cancelled before it started is retried"),
+        pytest.param(never_started(), 2, Outcome.FAILURE, "ready",
+                     id="the third attempt that never started counts as a failure"),
+        pytest.param(never_started(Kind.REVIEW), 2, Outcome.FAILURE, "needs-human",
+                     id="a review that cannot start three times goes to a human"),
+    ],
+)  # fmt: skip
+def test_attempts_that_never_started(
+    attempt: AgentRun, prior_errors: int, outcome: Outcome, label: str
+) -> None:
+    result = handoff.decide(attempt, OK_IMPL, ("claude-a",), True, 0, prior_errors)
+    assert (result.outcome, result.transition.label) == (outcome, label)
+    assert "before it started" in result.reason

@@ -357,3 +357,27 @@ def test_plan_review_pr_lookup_uses_the_configured_branch_pattern() -> None:
     pulls = [Pull(API, 3, "issue-7", None, None, False), Pull(API, 4, "agent/7", 7, None, False)]
     result = workflow.plan([issue], [], pulls, config, now=NOW)
     assert result.dispatches[0].pr == 4
+
+
+@pytest.mark.parametrize(
+    ("kind", "label"),
+    [
+        pytest.param(Kind.IMPLEMENT, "ready", id="an implementation that never ran goes back to ready"),
+        pytest.param(Kind.REVIEW, "needs-review", id="a review that never ran goes back to needs-review"),
+    ],
+)
+def test_error_transition_retries_the_same_kind(kind: Kind, label: str) -> None:
+    assert workflow.transition(kind, Outcome.ERROR, 0) == Transition(label, kind)
+
+
+def test_errors_do_not_count_as_failures() -> None:
+    history = History(
+        (
+            make_run(attempt=1, outcome=Outcome.ERROR),
+            make_run(attempt=2, outcome=Outcome.ERROR),
+            make_run(kind=Kind.REVIEW, attempt=1, outcome=Outcome.ERROR),
+        )
+    )
+    assert (history.failures(), history.errors(Kind.IMPLEMENT), history.errors(Kind.REVIEW)) == (0, 2, 1)
+    assert history.next_attempt(Kind.IMPLEMENT) == 3
+    assert workflow.refuse(make_issue(), history, make_config(), NOW) is None

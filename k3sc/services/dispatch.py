@@ -97,8 +97,9 @@ async def _handoff_rows(gh: Any, config: Config, all_runs: list[AgentRun], outco
             is_open = current.open
         except NotFound:
             found, is_open = None, False
-        prior = history.get(run.issue_key, workflow.History()).failures(since=now - config.scan.task_ttl)
-        decision = handoff.decide(run, evidence, found, is_open, prior)
+        past = history.get(run.issue_key, workflow.History())
+        prior = past.failures(since=now - config.scan.task_ttl)
+        decision = handoff.decide(run, evidence, found, is_open, prior, past.errors(run.kind))
         target = f"→ {decision.transition.label}" if decision.write_labels else f"({decision.note})"
         rows.append(
             PlanRow(
