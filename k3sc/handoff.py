@@ -44,7 +44,7 @@ def judge(run: AgentRun, evidence: Evidence) -> tuple[Outcome, str]:
     """The verified outcome of a finished attempt and a one-line reason."""
     if run.phase is not RunPhase.COMPLETED:
         detail = run.message.strip() or "no message"
-        if run.started_at is None:
+        if run.never_started:
             return Outcome.ERROR, f"agent run {run.phase.value} before it started: {detail}"
         return Outcome.FAILURE, f"agent run {run.phase.value}: {detail}"
     if run.kind is Kind.IMPLEMENT:

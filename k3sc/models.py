@@ -122,6 +122,13 @@ class AgentRun:
     message: str = ""
     pr: int | None = None
     tags: tuple[str, ...] = field(default=(), compare=False)
+    # Seconds the run spent running; 0 means it never started (Prefect still stamps a start time).
+    ran_for: float | None = None
+
+    @property
+    def never_started(self) -> bool:
+        """Ended without ever running: the agent did nothing, so it is nobody's failure."""
+        return not self.phase.active and (self.started_at is None or self.ran_for == 0)
 
     @property
     def issue_key(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -46,6 +47,8 @@ OK_REVIEW = Evidence("issue-7", pr=12, review_posted=True)
                      "agent run failed: exit code 1", id="a failed run fails even with a PR"),
         pytest.param(run(phase=RunPhase.CRASHED, message="pod vanished"), OK_IMPL, Outcome.FAILURE,
                      "agent run crashed: pod vanished", id="a crashed run fails"),
+        pytest.param(replace(run(phase=RunPhase.CRASHED, message="pod vanished"), ran_for=12.5), OK_IMPL,
+                     Outcome.FAILURE, "agent run crashed: pod vanished", id="a run that ran, then crashed, fails"),
         pytest.param(run(phase=RunPhase.CANCELLED), OK_IMPL, Outcome.FAILURE,
                      "agent run cancelled: no message", id="a cancelled run fails"),
         pytest.param(run(phase=RunPhase.FAILED, message="usage limit: resets 4pm"), OK_IMPL, Outcome.FAILURE,
@@ -122,10 +125,9 @@ def test_orphan_transition(has_pr: bool, label: str) -> None:
     assert result.comment is not None and "codex-c" in result.comment
 
 
-def never_started(kind: Kind = Kind.IMPLEMENT, phase: RunPhase = RunPhase.FAILED) -> AgentRun:
-    from dataclasses import replace
-
-    return replace(run(kind, phase, "Failed to submit flow run to infrastructure"), started_at=None)
+def never_started(kind: Kind = Kind.IMPLEMENT, phase: RunPhase = RunPhase.CRASHED) -> AgentRun:
+    # What Prefect records when the worker cannot start a run: a start time, but 0 s of running.
+    return replace(run(kind, phase, "Failed to submit flow run to infrastructure"), ran_for=0.0)
 
 
 @pytest.mark.parametrize(

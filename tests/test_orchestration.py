@@ -157,6 +157,15 @@ def test_to_agent_run(
     assert run.issue_key == "acme/api#7"
 
 
+def test_a_run_that_never_ran_is_recognised() -> None:
+    crashed = runs.to_agent_run(
+        flow_run(TAGS, "CRASHED", total_run_time=0.0, end_time="2026-11-27T10:00:05Z")
+    )
+    ran = runs.to_agent_run(flow_run(TAGS, "CRASHED", total_run_time=31.2))
+    assert crashed is not None and crashed.never_started
+    assert ran is not None and not ran.never_started
+
+
 def test_runs_without_k3sc_tags_are_not_agent_runs() -> None:
     assert runs.to_agent_run(flow_run(["k3sc", "k3sc-chain"])) is None
 

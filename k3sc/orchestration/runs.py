@@ -68,6 +68,7 @@ def to_agent_run(flow_run: dict[str, Any]) -> AgentRun | None:
         message=str(state.get("message") or ""),
         pr=int(pr) if isinstance(pr, int) else None,
         tags=tags,
+        ran_for=float(flow_run["total_run_time"]) if flow_run.get("total_run_time") is not None else None,
     )
 
 
