@@ -79,9 +79,6 @@ class Snapshot:
     pulls: tuple[Pull, ...]
     failures: tuple[str, ...] = ()
 
-    def issue(self, key: str) -> Issue | None:
-        return next((i for i in self.issues if i.key == key), None)
-
     def pull_for(self, repo: Repo, branch: str) -> Pull | None:
         return next((p for p in self.pulls if p.repo.key == repo.key and p.branch == branch), None)
 

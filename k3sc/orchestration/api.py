@@ -74,7 +74,6 @@ class PrefectAPI:
             base_url=self.url + "/", headers=headers, auth=auth, timeout=timeout, transport=transport
         )
         self._deployment_ids: dict[str, str] = {}
-        self.requests = 0
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> PrefectAPI:
@@ -112,7 +111,6 @@ class PrefectAPI:
         attempt = 0
         while True:
             attempt += 1
-            self.requests += 1
             try:
                 response = await self._client.request(
                     method, path.lstrip("/"), content=None if body is None else json.dumps(body, default=str)
@@ -134,13 +132,6 @@ class PrefectAPI:
             raise OrchestrationError(
                 f"Prefect API {method} /{path.lstrip('/')} → {response.status_code}: {detail}"
             )
-
-    async def health(self) -> bool:
-        try:
-            response = await self._client.get("health", timeout=5.0)
-        except httpx.TransportError:
-            return False
-        return response.status_code == 200
 
     # ------------------------------------------------------------------ deployments
 
@@ -257,9 +248,6 @@ class PrefectAPI:
         response = await self._request("POST", f"flow_runs/{run_id}/set_state", body=body)
         return str(response.json().get("status", ""))
 
-    async def delete_flow_run(self, run_id: str) -> None:
-        await self._request("DELETE", f"flow_runs/{run_id}", ok=(200, 204, 404))
-
     # ------------------------------------------------------------------ variables
 
     async def variable(self, name: str) -> Any:
@@ -283,21 +271,3 @@ class PrefectAPI:
 
     async def delete_variable(self, name: str) -> None:
         await self._request("DELETE", f"variables/name/{name}", ok=(204, 404))
-
-    # ------------------------------------------------------------------ events
-
-    async def emit(self, events: list[dict[str, Any]]) -> None:
-        """Publish events (POST /events answers once the server's messaging has them)."""
-        await self._request("POST", "events", body=events, ok=(200, 204))
-
-    # ------------------------------------------------------------------ work pools
-
-    async def work_pool(self, name: str) -> dict[str, Any] | None:
-        response = await self._request("GET", f"work_pools/{name}", ok=(200, 404))
-        if response.status_code == 404:
-            return None
-        data: dict[str, Any] = response.json()
-        return data
-
-    async def update_work_pool(self, name: str, **fields: Any) -> None:
-        await self._request("PATCH", f"work_pools/{name}", body=fields, ok=(204,))

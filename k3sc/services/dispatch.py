@@ -32,14 +32,11 @@ class PlanRow:
     pr: int | None = None
 
 
-async def trigger() -> dict[str, Any]:
-    """Start a forced dispatch run now; returns its id, name and UI address."""
-    async with PrefectAPI.from_env() as api:
+async def trigger(api_url: str | None = None, name: str = "scan now (k3sc dispatch)") -> dict[str, Any]:
+    """Start a forced dispatch run on `api_url` (else the known server); its id, name and UI address."""
+    async with PrefectAPI(api_url) if api_url else PrefectAPI.from_env() as api:
         created = await api.create_flow_run(
-            runs.DISPATCH_DEPLOYMENT,
-            parameters={"force": True},
-            name="scan now (k3sc dispatch)",
-            tags=["k3sc"],
+            runs.DISPATCH_DEPLOYMENT, parameters={"force": True}, name=name, tags=["k3sc"]
         )
         url = api.url.removesuffix("/api")
     return {"id": created["id"], "name": created["name"], "url": f"{url}/runs/flow-run/{created['id']}"}

@@ -27,10 +27,10 @@ from k3sc import config as k3sc_config
 from k3sc import labels, workflow
 from k3sc.config import Config
 from k3sc.errors import ConfigError, OrchestrationError
-from k3sc.models import AgentRun
 from k3sc.orchestration import dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI, server_file
 from k3sc.orchestration.stack import LocalStack
+from k3sc.services import dispatch
 
 Say = Callable[[str], None]
 
@@ -146,7 +146,8 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
     if session.world is not None:
         # What GitHub's webhooks plus a receiver do for real repos: label changes become events.
         session.world.fake.on_event = event_forwarder(session.api_url)
-    asyncio.run(_kick(session))
+    # The first scan now; it schedules the next one itself (the chain).
+    asyncio.run(dispatch.trigger(session.api_url, name="scan on k3sc up"))
 
 
 def event_forwarder(api_url: str) -> Callable[[str, dict[str, Any]], None]:
@@ -226,14 +227,6 @@ async def reap_stale_runs(api_url: str, *, everything: bool, stale_after: float 
     return reaped
 
 
-async def _kick(session: Session) -> None:
-    """The first scan now; it schedules the next one itself (the chain)."""
-    async with PrefectAPI(session.api_url) as api:
-        await api.create_flow_run(
-            runs.DISPATCH_DEPLOYMENT, parameters={"force": True}, name="scan on k3sc up", tags=["k3sc"]
-        )
-
-
 def ui_url(api_url: str) -> str:
     return api_url.removesuffix("/api")
 
@@ -306,34 +299,26 @@ def check_children(session: Session) -> None:
 async def summary(session: Session) -> dict[str, Any]:
     """Per issue: labels now and over time, attempts, agents and PR."""
     world = session.world
+    entries: dict[str, dict[str, Any]] = {}
+    for repo in session.config.repos if world is not None else ():
+        owner, name = repo.owner, repo.name
+        views = [world.fake.issue_view(owner, name, n) for n in world.fake.numbers(owner, name)]
+        pulls = {v["head"]: v["number"] for v in views if v["is_pull"]}  # ascending: the newest wins
+        for view in (v for v in views if not v["is_pull"]):
+            number = view["number"]
+            entries[f"{owner}/{name}#{number}".lower()] = {
+                "issue": f"{owner}/{name}#{number}",
+                "title": view["title"],
+                "author": view["author"],
+                "labels": view["labels"],
+                "history": [list(h) for h in world.fake.label_history(owner, name, number)],
+                "comments": [{"author": c["author"], "body": c["body"]} for c in view["comments"]],
+                "pr": pulls.get(session.config.safety.branch_for(number)),
+            }
     async with PrefectAPI(session.api_url) as api:
-        refs = []
-        views: dict[str, dict[str, Any]] = {}
-        for repo in session.config.repos if world is not None else ():
-            owner, name = repo.owner, repo.name
-            for number in world.fake.numbers(owner, name):
-                view = world.fake.issue_view(owner, name, number)
-                if view["is_pull"]:
-                    continue
-                ref = f"{owner}/{name}#{number}".lower()
-                refs.append(ref)
-                views[ref] = {
-                    "issue": f"{owner}/{name}#{number}",
-                    "title": view["title"],
-                    "author": view["author"],
-                    "labels": view["labels"],
-                    "history": [list(h) for h in world.fake.label_history(owner, name, number)],
-                    "comments": [{"author": c["author"], "body": c["body"]} for c in view["comments"]],
-                    "pr": _pull_from(world, owner, name, number, session.config.safety.branch_for(number)),
-                }
-        history = await runs.runs_for_issues(api, refs)
-    by_issue: dict[str, list[AgentRun]] = {}
-    for run in history:
-        by_issue.setdefault(run.issue_key, []).append(run)
-    issues = []
-    for ref in refs:
-        attempts = sorted(by_issue.get(ref, []), key=lambda r: r.created_at)
-        entry = views[ref]
+        histories = workflow.histories(await runs.runs_for_issues(api, list(entries)))
+    for ref, entry in entries.items():
+        attempts = histories.get(ref, workflow.History()).runs
         entry["attempts"] = [
             {
                 "kind": r.kind.value,
@@ -346,23 +331,12 @@ async def summary(session: Session) -> dict[str, Any]:
             for r in attempts
         ]
         entry["agents"] = sorted({r.agent for r in attempts})
-        issues.append(entry)
     return {
         "owner": world.owner if world else None,
         "prefect_ui": ui_url(session.api_url),
         "elapsed_s": round(time.monotonic() - session.started, 1),
-        "issues": issues,
+        "issues": list(entries.values()),
     }
-
-
-def _pull_from(world: Any, owner: str, name: str, issue: int, branch: str) -> int | None:
-    """The newest pull request from the issue's branch in the sandbox, if any."""
-    found = None
-    for number in world.fake.numbers(owner, name):
-        view = world.fake.issue_view(owner, name, number)
-        if view["is_pull"] and view["head"] == branch:
-            found = number
-    return found
 
 
 # --------------------------------------------------------------------------- shutdown
