@@ -12,6 +12,7 @@ trigger a forced run (`force=True`), so hand-offs happen in seconds, not at the 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -39,27 +40,29 @@ async def dispatch(force: bool = False) -> dict[str, Any]:
     async with services() as svc:
         state = await dispatch_state.load(svc.api)
         started = steps.now()
+        idle_before = state.idle_scans
         # Chain first: whatever happens below, a next scan exists.
-        pessimistic = steps.next_due(svc, backoff.after_scan(state.idle_scans, busy=False), started)
+        pessimistic = steps.next_due(svc, backoff.after_scan(idle_before, busy=False), started)
         state = await steps.schedule_next_scan(svc, state, own_id, pessimistic, move=False)
         report.paused = await dispatch_state.paused(svc.api)
         if report.paused:
             log.info("paused: finished runs are handed off, no new work is claimed")
-
-        for _ in range(MAX_PASSES):
-            pass_started = steps.now()
-            state = await one_pass(svc, state, report)
-            if not await missed_while_busy(svc, report, pass_started):
-                break
-
-        busy = report.busy
-        # A forced scan that found nothing does not stretch the backoff.
-        idle = state.idle_scans if force and not busy else backoff.after_scan(state.idle_scans, busy)
-        due = steps.next_due(svc, idle, steps.now())
-        state = state.model_copy(update={"idle_scans": idle, "last_scan": started})
-        state = await steps.schedule_next_scan(svc, state, own_id, due, move=not force or busy)
-        report.next_due = state.next_due
-        await dispatch_state.save(svc.api, state)
+        try:
+            for _ in range(MAX_PASSES):
+                pass_started = steps.now()
+                state = await one_pass(svc, state, report)
+                # Settle the schedule before looking for missed triggers, so a trigger cancelled
+                # after the last look can only land in the few milliseconds it takes to return.
+                state = await conclude(svc, state, report, own_id, idle_before, started, force=force)
+                if not await missed_while_busy(svc, report, pass_started):
+                    break
+        except BaseException:
+            # The pessimistic successor may have come due and been cancelled while this run was
+            # still going; make sure one is scheduled before the failure propagates.
+            with contextlib.suppress(Exception):
+                state = await steps.schedule_next_scan(svc, state, own_id, pessimistic, move=False)
+                await dispatch_state.save(svc.api, state)
+            raise
         await publish(report, svc)
     log.info(
         "scan done: %d handed off, %d dispatched, %d skipped, %d active; next scan %s",
@@ -70,6 +73,28 @@ async def dispatch(force: bool = False) -> dict[str, Any]:
         report.next_due.strftime("%H:%M:%S") if report.next_due else "not scheduled",
     )
     return report.summary()
+
+
+async def conclude(
+    svc: Services,
+    state: dispatch_state.DispatchState,
+    report: steps.Report,
+    own_id: str,
+    idle_before: int,
+    started: datetime,
+    *,
+    force: bool,
+) -> dispatch_state.DispatchState:
+    """Settle the backoff and the successor's time from what this run found, and save the state."""
+    busy = report.busy
+    # A forced scan that found nothing does not stretch the backoff.
+    idle = idle_before if force and not busy else backoff.after_scan(idle_before, busy)
+    due = steps.next_due(svc, idle, steps.now())
+    state = state.model_copy(update={"idle_scans": idle, "last_scan": started})
+    state = await steps.schedule_next_scan(svc, state, own_id, due, move=not force or busy)
+    report.next_due = state.next_due
+    await dispatch_state.save(svc.api, state)
+    return state
 
 
 async def one_pass(

@@ -17,7 +17,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from k3sc import backoff, handoff, labels, names, workflow
-from k3sc.errors import Conflict, K3scError, NotFound
+from k3sc.errors import Conflict, K3scError, NotFound, OrchestrationError
 from k3sc.github import outcomes
 from k3sc.labels import Kind, State
 from k3sc.models import AgentRun, Issue, Outcome, Pull, Repo
@@ -31,6 +31,9 @@ _HISTORY_STATES = frozenset({State.READY, State.NEEDS_REVIEW, State.OWNED, State
 
 # Marker in every comment k3sc posts for a hand-off, so a re-run never posts it twice.
 COMMENT_MARKER = "<!-- k3sc:{key} -->"
+
+# Successors one dispatch run may create before giving up (each replaces one cancelled under it).
+MAX_SUCCESSORS = 5
 
 
 def now() -> datetime:
@@ -312,30 +315,46 @@ async def schedule_next_scan(
 
     Called first thing (so a crash mid-scan never breaks the chain) with the pessimistic due
     time, and again at the end with the real one. The key `k3sc-next-after-<run id>` makes the
-    successor idempotent; an existing scheduled successor is reused, never doubled.
+    successor idempotent; an existing scheduled successor is reused, never doubled. A successor
+    that is no longer scheduled (it came due while this run was still going and the concurrency
+    limit cancelled it) is replaced under the next key, `k3sc-next-after-<run id>/2` and so on.
     """
     log = get_run_logger()
     if state.chain_run_id and state.chain_run_id != own_run_id:
         chain = await svc.api.flow_run(state.chain_run_id)
-        if chain and (chain.get("state") or {}).get("type") == "SCHEDULED":
+        if chain and _state_type(chain) == "SCHEDULED":
             scheduled = _scheduled_time(chain)
             if move and scheduled is not None and abs((scheduled - due).total_seconds()) > 1:
                 await svc.api.set_state(chain["id"], "SCHEDULED", scheduled_time=due, force=True)
                 log.info("next scan moved to %s", due.strftime("%H:%M:%S"))
             return state.model_copy(update={"next_due": due if move else scheduled})
-    created = await svc.api.create_flow_run(
-        runs.DISPATCH_DEPLOYMENT,
-        parameters={"force": False},
-        name=f"scan at {due:%H:%M:%S}",
-        tags=["k3sc", "k3sc-chain"],
-        idempotency_key=f"k3sc-next-after-{own_run_id}",
-        scheduled_time=due,
-    )
+    for generation in range(1, MAX_SUCCESSORS + 1):
+        suffix = "" if generation == 1 else f"/{generation}"
+        created = await svc.api.create_flow_run(
+            runs.DISPATCH_DEPLOYMENT,
+            parameters={"force": False},
+            name=f"scan at {due:%H:%M:%S}",
+            tags=["k3sc", "k3sc-chain"],
+            idempotency_key=f"k3sc-next-after-{own_run_id}{suffix}",
+            scheduled_time=due,
+        )
+        if _state_type(created) == "SCHEDULED":
+            break
+    else:
+        raise OrchestrationError(
+            f"could not schedule the next scan: {MAX_SUCCESSORS} successors of run {own_run_id} "
+            "were cancelled or started before this run ended"
+        )
     scheduled = _scheduled_time(created)
     if move and scheduled is not None and abs((scheduled - due).total_seconds()) > 1:
         await svc.api.set_state(created["id"], "SCHEDULED", scheduled_time=due, force=True)
     log.info("next scan scheduled for %s", due.strftime("%H:%M:%S"))
     return state.model_copy(update={"chain_run_id": str(created["id"]), "next_due": due})
+
+
+def _state_type(flow_run: dict[str, Any]) -> str | None:
+    value = (flow_run.get("state") or {}).get("type")
+    return str(value) if value else None
 
 
 def _scheduled_time(flow_run: dict[str, Any]) -> datetime | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -56,8 +57,9 @@ class PrefectAPI:
         auth_string: str | None = None,
         api_key: str | None = None,
         timeout: float = 30.0,
-        retries: int = 4,
+        retries: int = 8,
         backoff: float = 0.5,
+        max_delay: float = 8.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Content-Type": "application/json"}
@@ -70,6 +72,7 @@ class PrefectAPI:
         self.url = url.rstrip("/")
         self._retries = retries
         self._backoff = backoff
+        self._max_delay = max_delay
         self._client = httpx.AsyncClient(
             base_url=self.url + "/", headers=headers, auth=auth, timeout=timeout, transport=transport
         )
@@ -117,7 +120,7 @@ class PrefectAPI:
                 )
             except httpx.TransportError as exc:
                 if attempt <= self._retries:
-                    await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                    await asyncio.sleep(self._delay(attempt))
                     continue
                 raise OrchestrationError(
                     f"Prefect API at {self.url} unreachable ({type(exc).__name__})"
@@ -125,13 +128,19 @@ class PrefectAPI:
             if response.status_code in ok:
                 return response
             if (response.status_code == 429 or response.status_code >= 500) and attempt <= self._retries:
-                delay = float(response.headers.get("Retry-After") or self._backoff * 2 ** (attempt - 1))
+                retry_after = response.headers.get("Retry-After")
+                delay = float(retry_after) if retry_after else self._delay(attempt)
                 await asyncio.sleep(min(delay, 30.0))
                 continue
             detail = response.text[:300].replace("\n", " ")
             raise OrchestrationError(
                 f"Prefect API {method} /{path.lstrip('/')} → {response.status_code}: {detail}"
             )
+
+    def _delay(self, attempt: int) -> float:
+        # A busy SQLite server answers 503 ("database is locked") in bursts: back off exponentially
+        # (about 45 s over 8 retries) with jitter, so clients that collided do not collide again.
+        return float(min(self._backoff * 2 ** (attempt - 1), self._max_delay) * random.uniform(0.75, 1.25))
 
     # ------------------------------------------------------------------ deployments
 

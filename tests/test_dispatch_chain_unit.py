@@ -1,0 +1,127 @@
+"""The successor chain against a stateful stand-in for the Prefect runs API.
+
+The e2e chain test proves backoff and single links on a real server; this one drives the race a
+real server only shows under load: the successor comes due while its parent is still running,
+the concurrency limit cancels it, and the parent must not end with a cancelled run as its chain.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from k3sc.errors import OrchestrationError
+from k3sc.orchestration.api import PrefectAPI
+from k3sc.orchestration.dispatch_state import DispatchState
+from tasks import dispatching
+
+API = "http://prefect.test/api"
+DEPLOYMENT_ID = "dep-dispatch"
+
+
+class FakeRuns:
+    """Deployments and flow runs, with Prefect's idempotency: a repeated key returns the first run."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, str] = {}
+        self.state_calls: list[tuple[str, str]] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/")
+        body = json.loads(request.content) if request.content else {}
+        if path.startswith("deployments/name/"):
+            return httpx.Response(200, json={"id": DEPLOYMENT_ID, "name": "k3sc-dispatch"})
+        if path == f"deployments/{DEPLOYMENT_ID}/create_flow_run":
+            key = body.get("idempotency_key")
+            if key in self.keys:
+                return httpx.Response(200, json=self.runs[self.keys[key]])
+            run_id = str(uuid.uuid4())
+            self.runs[run_id] = {"id": run_id, "name": body.get("name"), "tags": body["tags"], **body}
+            self.runs[run_id]["state"] = body["state"]
+            if key:
+                self.keys[key] = run_id
+            return httpx.Response(201, json=self.runs[run_id])
+        if path.startswith("flow_runs/") and path.endswith("/set_state"):
+            run_id = path.split("/")[1]
+            self.runs[run_id]["state"] = body["state"]
+            self.state_calls.append((run_id, body["state"]["type"]))
+            return httpx.Response(201, json={"status": "ACCEPT", "state": body["state"]})
+        if path.startswith("flow_runs/"):
+            run = self.runs.get(path.split("/")[1])
+            return httpx.Response(200, json=run) if run else httpx.Response(404, json={"detail": "nope"})
+        return httpx.Response(500, json={"detail": f"unexpected {request.method} {path}"})
+
+    def cancel(self, run_id: str) -> None:
+        self.runs[run_id]["state"] = {"type": "CANCELLED", "name": "Cancelled"}
+
+    def scheduled(self) -> list[dict[str, Any]]:
+        return [r for r in self.runs.values() if r["state"]["type"] == "SCHEDULED"]
+
+
+@dataclass
+class Svc:
+    api: PrefectAPI
+
+
+@pytest.fixture(autouse=True)
+def _plain_logger(monkeypatch: pytest.MonkeyPatch) -> None:
+    # schedule_next_scan logs through the run logger; outside a flow run a plain logger stands in.
+    monkeypatch.setattr(dispatching, "get_run_logger", lambda: logging.getLogger("k3sc.test"))
+
+
+async def test_a_successor_cancelled_under_its_parent_is_replaced_not_reused() -> None:
+    fake = FakeRuns()
+    due = datetime.now(UTC) + timedelta(seconds=60)
+    async with PrefectAPI(API, transport=httpx.MockTransport(fake.handler), backoff=0.0) as api:
+        svc: Any = Svc(api)
+        # Chain first, with the pessimistic time.
+        state = await dispatching.schedule_next_scan.fn(svc, DispatchState(), "parent", due, move=False)
+        first = state.chain_run_id
+        assert first and fake.scheduled()[0]["id"] == first
+        # The run took longer than that: the successor came due and CANCEL_NEW cancelled it.
+        fake.cancel(first)
+        state = await dispatching.schedule_next_scan.fn(svc, state, "parent", due, move=True)
+        assert state.chain_run_id != first
+        assert [r["id"] for r in fake.scheduled()] == [state.chain_run_id]
+        assert fake.keys["k3sc-next-after-parent/2"] == state.chain_run_id
+        # Again, idempotently: a second call in the same run reuses the live successor.
+        again = await dispatching.schedule_next_scan.fn(svc, state, "parent", due, move=True)
+        assert again.chain_run_id == state.chain_run_id and len(fake.scheduled()) == 1
+
+
+async def test_a_live_successor_is_moved_not_doubled() -> None:
+    fake = FakeRuns()
+    now = datetime.now(UTC)
+    async with PrefectAPI(API, transport=httpx.MockTransport(fake.handler), backoff=0.0) as api:
+        svc: Any = Svc(api)
+        state = await dispatching.schedule_next_scan.fn(
+            svc, DispatchState(), "parent", now + timedelta(minutes=4), move=False
+        )
+        sooner = now + timedelta(minutes=2)
+        state = await dispatching.schedule_next_scan.fn(svc, state, "parent", sooner, move=True)
+        assert len(fake.scheduled()) == 1
+        assert state.next_due == sooner
+        assert fake.state_calls == [(state.chain_run_id, "SCHEDULED")]
+
+
+async def test_giving_up_after_every_successor_was_cancelled_is_an_error_not_a_silent_break() -> None:
+    fake = FakeRuns()
+    due = datetime.now(UTC) + timedelta(seconds=30)
+    async with PrefectAPI(API, transport=httpx.MockTransport(fake.handler), backoff=0.0) as api:
+        svc: Any = Svc(api)
+        for generation in range(1, dispatching.MAX_SUCCESSORS + 1):
+            suffix = "" if generation == 1 else f"/{generation}"
+            state = await dispatching.schedule_next_scan.fn(svc, DispatchState(), "parent", due, move=False)
+            assert fake.keys[f"k3sc-next-after-parent{suffix}"] == state.chain_run_id
+            assert state.chain_run_id
+            fake.cancel(state.chain_run_id)
+        with pytest.raises(OrchestrationError, match="could not schedule the next scan"):
+            await dispatching.schedule_next_scan.fn(svc, DispatchState(), "parent", due, move=False)
