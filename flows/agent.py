@@ -10,6 +10,7 @@ exits 0 with `subtype: success`.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
 from k3sc import slots
-from k3sc.agent import process, prompts, streams
+from k3sc.agent import gh_guard, process, prompts, streams
 from k3sc.labels import Kind
 from k3sc.models import Repo
 from tasks import agent_steps
@@ -71,6 +72,11 @@ async def agent(
                 family=family,
                 family_secrets=await agent_secrets(),
             )
+            # Only the gh subcommands safety.gh_allowed names run (reference §4.3).
+            guard = await asyncio.to_thread(
+                gh_guard.install, workspace.path, config.safety.gh_allowed, env.get("PATH", "")
+            )
+            env["PATH"] = gh_guard.guarded_path(guard, env.get("PATH", ""))
             reader = streams.StreamReader()
             started = datetime.now(UTC)
 

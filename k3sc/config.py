@@ -164,10 +164,12 @@ _GH_RULE = re.compile(r"^[a-z-]+:[a-z-]+(,[a-z-]+)*$")
 
 class SafetyConfig(_Section):
     branch_pattern: str = "issue-{N}"
+    # The original's default lacked `comment`, so the hand-off and review comments its own
+    # instructions ask for were refused (reference §11); ours allows them.
     gh_allowed: tuple[str, ...] = (
         "auth:status",
-        "issue:view,list,edit",
-        "pr:create,view,list,diff,checks",
+        "issue:view,list,edit,comment",
+        "pr:create,view,list,diff,checks,comment",
         "repo:view,list,clone",
     )
     blocked_commit_words: tuple[str, ...] = ("fixes", "closes", "resolves")

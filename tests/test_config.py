@@ -70,8 +70,13 @@ DEFAULTS = [
     pytest.param("safety.branch_pattern", "issue-{N}", id="safety.branch_pattern defaults to issue-{N}"),
     pytest.param(
         "safety.gh_allowed",
-        ("auth:status", "issue:view,list,edit", "pr:create,view,list,diff,checks", "repo:view,list,clone"),
-        id="safety.gh_allowed defaults to the original's four rules",
+        (
+            "auth:status",
+            "issue:view,list,edit,comment",
+            "pr:create,view,list,diff,checks,comment",
+            "repo:view,list,clone",
+        ),
+        id="safety.gh_allowed defaults to the original's four rules plus comment (section 11)",
     ),
     pytest.param(
         "safety.blocked_commit_words",

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from k3sc.agent import process, prompts, streams, workspace
+from k3sc.agent import gh_guard, process, prompts, streams, workspace
 from k3sc.agent.streams import Verdict
+from k3sc.config import SafetyConfig
 from k3sc.labels import Family, Kind
 from k3sc.models import Repo
 from k3sc.sandbox import stub_agent
@@ -108,6 +109,9 @@ class Sandbox:
                 token=FAKE_GITHUB_TOKEN,
                 extra=GIT_ISOLATION,
             )
+            # As the agent flow does: only the allowed gh subcommands run.
+            guard = gh_guard.install(ws.path, SafetyConfig().gh_allowed, env["PATH"])
+            env["PATH"] = gh_guard.guarded_path(guard, env["PATH"])
             reader = streams.StreamReader()
             lines: list[str] = []
             rendered: list[str] = []
@@ -302,6 +306,7 @@ async def test_the_hooks_refuse_a_rogue_agent(sandbox: Sandbox) -> None:
     assert run.summary.security_events == (
         "commit blocked: message contains fixes|closes|resolves #N (auto-closes issues)",
         f"push to 'main' blocked (only 'issue-{issue}' allowed)",
+        "gh pr merge blocked (allowed: create,view,list,diff,checks,comment)",
     )
 
 

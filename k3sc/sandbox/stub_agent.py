@@ -13,8 +13,8 @@ real agent has, through the real git hooks and the real (fake) GitHub:
                   `subtype: success`, `is_error: true`, 429), exit 0
     slow=<s>      sleep <s> seconds, then ok
     review-fail   a review run exits 1 (an implement run is ok)
-    rogue         try a closing commit message and a push to the base branch (both refused
-                  by the hooks), then exit 1
+    rogue         try a closing commit message, a push to the base branch (both refused by
+                  the hooks) and `gh pr merge` (refused by the gh allowlist), then exit 1
 
 Failure modes apply to one kind only (fail/fail-twice/no-pr to implementing, review-fail to
 reviewing), so a flaky implementation can still be reviewed: K3SC_ATTEMPT counts per kind.
@@ -237,6 +237,18 @@ def git(stream: Stream, *args: str, check: bool = True) -> subprocess.CompletedP
     return proc
 
 
+def shell(stream: Stream, *argv: str) -> int:
+    """Run a command from PATH like an agent's Bash tool would (no check: refusals are expected)."""
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=_GIT_TIMEOUT_S, check=False)
+    except FileNotFoundError:
+        stream.tool("Bash", {"command": " ".join(argv)}, f"{argv[0]}: command not found", is_error=True)
+        return 127
+    output = (proc.stdout + proc.stderr).strip() or f"(exit {proc.returncode})"
+    stream.tool("Bash", {"command": " ".join(argv)}, output, is_error=proc.returncode != 0)
+    return proc.returncode
+
+
 def implement(ctx: Context, gh: GitHub, stream: Stream) -> str:
     path = Path("k3sc-stub") / f"issue-{ctx.issue}.md"
     text = f"# Issue {ctx.issue}\n\nWorked on by {ctx.agent}, attempt {ctx.attempt}.\n"
@@ -292,7 +304,8 @@ def rogue(ctx: Context, stream: Stream) -> None:
     git(stream, "commit", "-m", f"closes #{ctx.issue}", check=False)
     git(stream, "commit", "-m", f"rogue work for issue #{ctx.issue}", check=False)
     git(stream, "push", "origin", f"HEAD:refs/heads/{ctx.base}", check=False)
-    raise StubFailure(f"tried to push to {ctx.base}")
+    shell(stream, "gh", "pr", "merge", ctx.branch, "--admin", "--merge")
+    raise StubFailure(f"tried to push to {ctx.base} and to merge")
 
 
 def usage_limit(stream: Stream) -> None:
