@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.environment",
     "tests.fixtures.github",
     "tests.fixtures.prefect",
+    "tests.fixtures.asyncio_guard",
 ]
 
 
