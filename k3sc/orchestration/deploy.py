@@ -91,7 +91,13 @@ def deploy_flows(env: Mapping[str, str], timeout: float = 180.0) -> str:
 
 
 async def ensure_zombie_automation(within: timedelta = timedelta(seconds=90)) -> None:
-    """Crash k3sc runs whose heartbeats stop, so a killed process frees its slot and is handed off."""
+    """Crash k3sc runs whose heartbeats stop, so a killed process frees its slot and is handed off.
+
+    The clock starts at *Running* as well as at each heartbeat: the Running event is emitted by
+    the server, so a process killed before its first heartbeat reached the server (a dispatch
+    run is often that short) is caught too, and a dead dispatcher cannot hold the deployment's
+    only concurrency slot.
+    """
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
@@ -108,7 +114,7 @@ async def ensure_zombie_automation(within: timedelta = timedelta(seconds=90)) ->
         name=ZOMBIE_AUTOMATION,
         description="Mark k3sc flow runs as crashed when their heartbeats stop.",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
             expect={
                 "prefect.flow-run.heartbeat",
                 "prefect.flow-run.Completed",
@@ -126,5 +132,10 @@ async def ensure_zombie_automation(within: timedelta = timedelta(seconds=90)) ->
             threshold=1,
             within=within,
         ),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="No heartbeat for 90s: process lost.")],
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"No heartbeat for {within.total_seconds():.0f}s: process lost.",
+            )
+        ],
     ).acreate()

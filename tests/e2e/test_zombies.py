@@ -1,0 +1,71 @@
+"""A k3sc run whose process died is crashed by the zombie automation, even before its first heartbeat.
+
+A dispatch run that dies holding the deployment's only concurrency slot would stall every later
+scan (CANCEL_NEW cancels them all). The automation starts its clock at *Running*, an event the
+server itself emits, so a run that never managed to send a heartbeat is caught too. Here the
+"process" is a run forced to Running that never sends anything; the window is shortened to 10 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from k3sc.orchestration import deploy, runs
+from k3sc.orchestration.api import PrefectAPI
+from tests.e2e.helpers import deployed_world
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("deployment", [runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT])
+def test_a_run_silent_since_it_started_is_crashed(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch, deployment: str
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api_url)
+    deployed = deployed_world(
+        tmp_path,
+        prefect_api_url,
+        {"owner": "zombie", "allowed_authors": ["alice"], "repos": [{"name": "api"}]},
+    )
+    try:
+        asyncio.run(deploy.ensure_zombie_automation(within=timedelta(seconds=10)))
+        run_id, began = asyncio.run(_start_silent_run(prefect_api_url, deployment))
+        state, message = asyncio.run(_wait_for_crash(prefect_api_url, run_id, within=90))
+        assert state == "CRASHED", f"still {state} after 90 s"
+        assert message == "No heartbeat for 10s: process lost."
+        assert time.monotonic() - began >= 10
+    finally:
+        asyncio.run(deploy.ensure_zombie_automation())
+        deployed.stop()
+
+
+async def _start_silent_run(api_url: str, deployment: str) -> tuple[str, float]:
+    async with PrefectAPI(api_url) as api:
+        created = await api.create_flow_run(
+            deployment,
+            parameters={"force": False}
+            if deployment == runs.DISPATCH_DEPLOYMENT
+            else {"repo": "zombie/api", "issue": 1, "kind": "implement", "agent": "claude-a", "attempt": 1},
+            name=f"silent {datetime.now(UTC):%H:%M:%S}",
+            tags=["k3sc-test-zombie"],
+            scheduled_time=datetime.now(UTC) + timedelta(days=1),  # no worker must pick it up
+        )
+        assert await api.set_state(created["id"], "PENDING", force=True) == "ACCEPT"
+        assert await api.set_state(created["id"], "RUNNING", force=True) == "ACCEPT"
+        return str(created["id"]), time.monotonic()
+
+
+async def _wait_for_crash(api_url: str, run_id: str, within: float) -> tuple[str, str]:
+    deadline = time.monotonic() + within
+    async with PrefectAPI(api_url) as api:
+        while True:
+            run = await api.flow_run(run_id)
+            state = (run or {}).get("state") or {}
+            if state.get("type") == "CRASHED" or time.monotonic() > deadline:
+                return str(state.get("type")), str(state.get("message"))
+            await asyncio.sleep(2)
