@@ -24,24 +24,32 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.parametrize("deployment", [runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT])
 def test_a_run_silent_since_it_started_is_crashed(
-    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch, deployment: str
+    tmp_path: Path, prefect_api_url: str, deployment: str
 ) -> None:
-    monkeypatch.setenv("PREFECT_API_URL", prefect_api_url)
     deployed = deployed_world(
         tmp_path,
         prefect_api_url,
         {"owner": "zombie", "allowed_authors": ["alice"], "repos": [{"name": "api"}]},
     )
     try:
-        asyncio.run(deploy.ensure_zombie_automation(within=timedelta(seconds=10)))
+        asyncio.run(_zombie_automation(prefect_api_url, within=timedelta(seconds=10)))
         run_id, began = asyncio.run(_start_silent_run(prefect_api_url, deployment))
         state, message = asyncio.run(_wait_for_crash(prefect_api_url, run_id, within=90))
         assert state == "CRASHED", f"still {state} after 90 s"
         assert message == "No heartbeat for 10s: process lost."
         assert time.monotonic() - began >= 10
     finally:
-        asyncio.run(deploy.ensure_zombie_automation())
+        asyncio.run(_zombie_automation(prefect_api_url, within=timedelta(seconds=90)))
         deployed.stop()
+
+
+async def _zombie_automation(api_url: str, within: timedelta) -> None:
+    # This process's Prefect settings were fixed at first import: point them at the session
+    # server explicitly, as `k3sc up` does (an env var set now would start a temporary server).
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        await deploy.ensure_zombie_automation(within=within)
 
 
 async def _start_silent_run(api_url: str, deployment: str) -> tuple[str, float]:
