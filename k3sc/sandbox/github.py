@@ -20,6 +20,7 @@ import json
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -564,6 +565,13 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-keep-alive, or a connection close_connections() ended, is
+        # normal here; anything else (a bug in the fake) is still reported with its traceback.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """End keep-alive connections, so a stopped fake stops answering on them too."""

@@ -179,3 +179,27 @@ def test_a_remote_left_on_disk_is_not_silently_reused(tmp_path: Path) -> None:
 
     with pytest.raises(FileExistsError, match="fresh root"):
         FakeGitHub(tmp_path).add_repo("acme", "api")
+
+
+@pytest.mark.parametrize(
+    ("error", "reported"),
+    [
+        pytest.param(ConnectionResetError(104, "reset by peer"), False, id="client hung up: quiet"),
+        pytest.param(BrokenPipeError(32, "broken pipe"), False, id="write after close: quiet"),
+        pytest.param(KeyError("issue"), True, id="a bug in the fake: reported"),
+    ],
+)
+def test_only_real_handler_errors_are_reported(
+    fake_github: ContractCheckedFakeGitHub,
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+    reported: bool,
+) -> None:
+    server = fake_github._server
+    assert server is not None
+    try:
+        raise error
+    except Exception:
+        server.handle_error(None, ("127.0.0.1", 1))
+    err = capsys.readouterr().err
+    assert ("Exception occurred during processing of request" in err) is reported
