@@ -141,10 +141,8 @@ async def one_pass(
         report.skipped.append((skip.issue.key, f"{skip.refusal.value}: {skip.detail}"))
     for decision in plan.dispatches:
         state = await steps.claim_and_submit(svc, decision, state, report)
-    state = state.model_copy(update={"last_family": plan.last_family})
-    await dispatch_state.save(svc.api, state)
     report.active_runs += len(plan.dispatches)
-    return state
+    return state.model_copy(update={"last_family": plan.last_family})  # saved by conclude()
 
 
 async def missed_while_busy(svc: Services, report: steps.Report, since: datetime) -> bool:
@@ -159,11 +157,8 @@ async def missed_while_busy(svc: Services, report: steps.Report, since: datetime
         return True
     deployment = await svc.api.deployment_id(runs.DISPATCH_DEPLOYMENT)
     cancelled = await svc.api.flow_runs(deployment_ids=[deployment], state_types=["CANCELLED"], limit=10)
-    return any(_time((r.get("state") or {}).get("timestamp") or r["created"]) >= since for r in cancelled)
-
-
-def _time(value: object) -> datetime:
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    ended = (runs.parse_time((r.get("state") or {}).get("timestamp") or r["created"]) for r in cancelled)
+    return any(when is not None and when >= since for when in ended)
 
 
 async def publish(report: steps.Report, svc: Services) -> None:

@@ -323,11 +323,9 @@ async def schedule_next_scan(
     if state.chain_run_id and state.chain_run_id != own_run_id:
         chain = await svc.api.flow_run(state.chain_run_id)
         if chain and _state_type(chain) == "SCHEDULED":
-            scheduled = _scheduled_time(chain)
-            if move and scheduled is not None and abs((scheduled - due).total_seconds()) > 1:
-                await svc.api.set_state(chain["id"], "SCHEDULED", scheduled_time=due, force=True)
+            if move and await _move(svc, chain, due):
                 log.info("next scan moved to %s", due.strftime("%H:%M:%S"))
-            return state.model_copy(update={"next_due": due if move else scheduled})
+            return state.model_copy(update={"next_due": due if move else _scheduled_time(chain)})
     for generation in range(1, MAX_SUCCESSORS + 1):
         suffix = "" if generation == 1 else f"/{generation}"
         created = await svc.api.create_flow_run(
@@ -345,9 +343,8 @@ async def schedule_next_scan(
             f"could not schedule the next scan: {MAX_SUCCESSORS} successors of run {own_run_id} "
             "were cancelled or started before this run ended"
         )
-    scheduled = _scheduled_time(created)
-    if move and scheduled is not None and abs((scheduled - due).total_seconds()) > 1:
-        await svc.api.set_state(created["id"], "SCHEDULED", scheduled_time=due, force=True)
+    if move:
+        await _move(svc, created, due)  # a repeated key returns the successor with its first time
     log.info("next scan scheduled for %s", due.strftime("%H:%M:%S"))
     return state.model_copy(update={"chain_run_id": str(created["id"]), "next_due": due})
 
@@ -357,10 +354,18 @@ def _state_type(flow_run: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+async def _move(svc: Services, flow_run: dict[str, Any], due: datetime) -> bool:
+    """Reschedule a scheduled run to `due` unless it is already there (to the second)."""
+    scheduled = _scheduled_time(flow_run)
+    if scheduled is None or abs((scheduled - due).total_seconds()) <= 1:
+        return False
+    await svc.api.set_state(flow_run["id"], "SCHEDULED", scheduled_time=due, force=True)
+    return True
+
+
 def _scheduled_time(flow_run: dict[str, Any]) -> datetime | None:
     details = (flow_run.get("state") or {}).get("state_details") or {}
-    value = details.get("scheduled_time") or flow_run.get("next_scheduled_start_time")
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    return runs.parse_time(details.get("scheduled_time") or flow_run.get("next_scheduled_start_time"))
 
 
 def next_due(svc: Services, idle_scans: int, at: datetime) -> datetime:

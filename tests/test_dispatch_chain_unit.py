@@ -44,8 +44,7 @@ class FakeRuns:
             if key in self.keys:
                 return httpx.Response(200, json=self.runs[self.keys[key]])
             run_id = str(uuid.uuid4())
-            self.runs[run_id] = {"id": run_id, "name": body.get("name"), "tags": body["tags"], **body}
-            self.runs[run_id]["state"] = body["state"]
+            self.runs[run_id] = {"id": run_id, **body}
             if key:
                 self.keys[key] = run_id
             return httpx.Response(201, json=self.runs[run_id])

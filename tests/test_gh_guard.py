@@ -1,4 +1,4 @@
-"""The gh allowlist: one table, checked against the Python rule and the generated shell wrapper."""
+"""The gh allowlist: a table of gh calls, run through the generated shell wrapper itself."""
 
 from __future__ import annotations
 
@@ -35,11 +35,6 @@ TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "refusal"), TABLE)
-def test_decide(argv: list[str], refusal: str | None) -> None:
-    assert gh_guard.decide(gh_guard.parse(RULES), argv) == refusal
-
-
 @pytest.fixture
 def wrapper(tmp_path: Path) -> Path:
     """The generated wrapper, with a fake real gh that echoes its arguments."""
@@ -54,7 +49,7 @@ def wrapper(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("argv", "refusal"), TABLE)
-def test_the_wrapper_agrees_with_decide(wrapper: Path, argv: list[str], refusal: str | None) -> None:
+def test_the_wrapper_runs_only_allowed_calls(wrapper: Path, argv: list[str], refusal: str | None) -> None:
     done = subprocess.run([str(wrapper), *argv], capture_output=True, text=True, check=False)
     if refusal is None:
         assert (done.returncode, done.stdout.strip()) == (0, "real gh: " + " ".join(argv))

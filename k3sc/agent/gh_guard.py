@@ -5,9 +5,9 @@ but not `gh pr merge`, `gh api` or `gh repo delete`. As in the original's wrappe
 the decision looks at the first two arguments only. A global flag in front (`gh -R x pr view`)
 is refused, not parsed.
 
-The wrapper is a small POSIX shell script, so an agent's many gh calls pay no Python start-up.
-`decide` is the same rule in Python: the tests run both over one table so they cannot drift.
-Refusals print a `[security] ...` line, which the run log keeps as a security event.
+The wrapper is a small POSIX shell script, so an agent's many gh calls pay no Python start-up;
+the tests run the generated script itself over a table of calls. Refusals print a
+`[security] ...` line, which the run log keeps as a security event.
 """
 
 from __future__ import annotations
@@ -28,17 +28,6 @@ def parse(rules: Sequence[str]) -> dict[str, tuple[str, ...]]:
         command, _, subs = rule.partition(":")
         allowed[command] = tuple(dict.fromkeys((*allowed.get(command, ()), *subs.split(","))))
     return allowed
-
-
-def decide(allowed: Mapping[str, Sequence[str]], argv: Sequence[str]) -> str | None:
-    """None if `gh *argv` may run, else the `[security]` line explaining the refusal."""
-    command = argv[0] if argv else ""
-    sub = argv[1] if len(argv) > 1 else ""
-    if command not in allowed:
-        return f"[security] gh {command} blocked (not in allowlist)"
-    if sub not in allowed[command]:
-        return f"[security] gh {command} {sub} blocked (allowed: {','.join(allowed[command])})"
-    return None
 
 
 def render(allowed: Mapping[str, Sequence[str]], real_gh: str | None) -> str:

@@ -34,7 +34,8 @@ _PHASES = {
 }
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A timestamp as Prefect sends it (ISO 8601, maybe with Z), or None."""
     if not value:
         return None
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -50,7 +51,7 @@ def to_agent_run(flow_run: dict[str, Any]) -> AgentRun | None:
     parameters = flow_run.get("parameters") or {}
     pr = parameters.get("pr")
     outcome = Outcome(identity.outcome) if identity.outcome in set(Outcome) else None
-    created = _time(flow_run.get("created"))
+    created = parse_time(flow_run.get("created"))
     assert created is not None  # the server always sets it
     return AgentRun(
         id=str(flow_run["id"]),
@@ -61,8 +62,8 @@ def to_agent_run(flow_run: dict[str, Any]) -> AgentRun | None:
         attempt=identity.attempt,
         phase=_PHASES.get(str(state.get("type", "SCHEDULED")), RunPhase.WAITING),
         created_at=created,
-        started_at=_time(flow_run.get("start_time")),
-        ended_at=_time(flow_run.get("end_time")),
+        started_at=parse_time(flow_run.get("start_time")),
+        ended_at=parse_time(flow_run.get("end_time")),
         handed_off=identity.handed_off,
         outcome=outcome,
         message=str(state.get("message") or ""),
