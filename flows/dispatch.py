@@ -4,15 +4,17 @@
       ▲                  │ failed (< 3 times)
       └──────────────────┘
 
-Deployment `k3sc-dispatch`: never two at once (concurrency 1, CANCEL_NEW). Each run first
-makes sure its successor is scheduled (2m while busy, doubling to 1h when idle), then hands
-off finished agent runs, reaps orphaned claims and claims new work. Agent runs that end
-trigger a forced run (`force=True`), so hand-offs happen in seconds, not at the next scan.
+Deployment `k3sc-dispatch`: never two at once (concurrency 1, CANCEL_NEW). A pass gathers the
+facts, asks `k3sc.decide` once what to do, and carries it out: finish claims left in flight, hand
+off finished attempts, reap orphaned claims, claim and submit new work. Around the passes sits the
+self-scheduling chain (`k3sc.orchestration.chain`): the successor is scheduled first thing, settled
+at the end, and a trigger that collided with this run is answered by another pass.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +22,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.runtime import flow_run
 
-from k3sc import backoff, workflow
+from k3sc import backoff, decide
+from k3sc.config import Config
 from k3sc.errors import K3scError
-from k3sc.orchestration import dispatch_state, runs
+from k3sc.orchestration import dispatch_state
+from k3sc.orchestration.dispatch_state import DispatchState
 from tasks import dispatching as steps
 from tasks.context import Services, services
 
@@ -31,138 +35,199 @@ from tasks.context import Services, services
 MAX_PASSES = 5
 
 
+@dataclass
+class Report:
+    """What one dispatch run did, for the operator log, the artifact and the return value."""
+
+    paused: bool = False
+    handed_off: list[str] = field(default_factory=list)
+    dispatched: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    held: set[str] = field(default_factory=set)  # runs whose hand-off failed: left for the next scan
+    busy: bool = False
+    last: decide.Decisions | None = None
+    next_due: datetime | None = None
+
+    def summary(self) -> dict[str, Any]:
+        rows = self.last.rows() if self.last else []
+        return {
+            "handed_off": self.handed_off,
+            "dispatched": self.dispatched,
+            "orphans": self.orphans,
+            "recovered": self.recovered,
+            "errors": self.errors,
+            "skipped": [{"issue": r.issue, "reason": r.reason} for r in rows if r.action == "skip"],
+            "active_runs": self.last.active_runs if self.last else 0,
+            "next_due": self.next_due.isoformat() if self.next_due else None,
+            "paused": self.paused,
+        }
+
+
 @flow(name="k3sc-dispatch", log_prints=False, retries=0)
 async def dispatch(force: bool = False) -> dict[str, Any]:
     """Hand off finished runs, reap orphans, claim and submit eligible issues, schedule the next scan."""
     log = get_run_logger()
     own_id = str(flow_run.id)
-    report = steps.Report()
     async with services() as svc:
-        state = await dispatch_state.load(svc.api)
+        memory = await dispatch_state.load(svc.api)
         started = steps.now()
-        idle_before = state.idle_scans
+        idle_before = memory.idle_scans
         # Chain first: whatever happens below, a next scan exists.
-        pessimistic = steps.next_due(svc, backoff.after_scan(idle_before, busy=False), started)
-        state = await steps.schedule_next_scan(svc, state, own_id, pessimistic, move=False)
-        report.paused = await dispatch_state.paused(svc.api)
+        pessimistic = next_due(svc.config, backoff.after_scan(idle_before, busy=False), started)
+        memory = await steps.schedule_next_scan(svc, memory, own_id, pessimistic, move=False)
+        report = Report(paused=await dispatch_state.paused(svc.api))
         if report.paused:
             log.info("paused: finished runs are handed off, no new work is claimed")
         try:
             for _ in range(MAX_PASSES):
                 pass_started = steps.now()
-                state = await one_pass(svc, state, report)
+                memory = await one_pass(svc, memory, report)
                 # Settle the schedule before looking for missed triggers, so a trigger cancelled
                 # after the last look can only land in the few milliseconds it takes to return.
-                state = await conclude(svc, state, report, own_id, idle_before, started, force=force)
-                if not await missed_while_busy(svc, report, pass_started):
+                memory = await conclude(svc, memory, report, own_id, idle_before, started, force=force)
+                if not await steps.missed_triggers(svc, pass_started, frozenset(report.held)):
                     break
         except BaseException:
             # The pessimistic successor may have come due and been cancelled while this run was
             # still going; make sure one is scheduled before the failure propagates.
             with contextlib.suppress(Exception):
-                state = await steps.schedule_next_scan(svc, state, own_id, pessimistic, move=False)
-                await dispatch_state.save(svc.api, state)
+                memory = await steps.schedule_next_scan(svc, memory, own_id, pessimistic, move=False)
+                await dispatch_state.save(svc.api, memory)
             raise
-        await publish(report, svc)
+        await publish(report)
     log.info(
-        "scan done: %d handed off, %d dispatched, %d skipped, %d active; next scan %s",
+        "scan done: %d handed off, %d dispatched, %d orphans, %d active; next scan %s",
         len(report.handed_off),
         len(report.dispatched),
-        len(report.skipped),
-        report.active_runs,
+        len(report.orphans),
+        report.last.active_runs if report.last else 0,
         report.next_due.strftime("%H:%M:%S") if report.next_due else "not scheduled",
     )
     return report.summary()
 
 
+async def one_pass(svc: Services, memory: DispatchState, report: Report) -> DispatchState:
+    """Gather the facts, decide once, carry the decisions out in the label diagram's order."""
+    log = get_run_logger()
+    facts = await steps.gather(svc, memory, report.paused, frozenset(report.held))
+    for failure in facts.snapshot.failures:
+        log.warning("scan: %s", failure)
+        report.errors.append(str(failure))
+    decisions = decide.decide(facts, svc.config, steps.now())
+    report.last, report.busy = decisions, report.busy or decisions.busy
+    memory = await recover(svc, decisions, memory, report)
+    handoffs_ok = await hand_off(svc, decisions, report)
+    memory = await reap(svc, decisions, memory, report)
+    for row in decisions.rows():
+        if row.action == "skip" and not row.reason.startswith("not ready"):
+            log.info("skip %s: %s", row.issue, row.reason)
+    if not handoffs_ok and decisions.plan.dispatches:
+        # A run whose hand-off failed still holds its slot and agent: plan again in the next pass.
+        report.errors.append("claims deferred to the next scan: a hand-off failed")
+        return memory
+    return await claim(svc, decisions, memory, report)
+
+
+async def recover(
+    svc: Services, decisions: decide.Decisions, memory: DispatchState, report: Report
+) -> DispatchState:
+    """Submit the runs of claims that landed before a dispatcher died; forget settled intents."""
+    kept = decisions.intents_kept
+    for recovery in decisions.submissions:
+        try:
+            await steps.submit_recovered(svc, recovery)
+        except K3scError as exc:
+            report.errors.append(f"{recovery.intent.issue_key}: recovery failed: {exc}")
+            kept.append(recovery.intent)
+            continue
+        report.recovered.append(recovery.intent.issue_key)
+    return memory.model_copy(update={"intents": kept})
+
+
+async def hand_off(svc: Services, decisions: decide.Decisions, report: Report) -> bool:
+    """Carry out every hand-off; one that fails stays pending (retried next scan), the rest go on."""
+    ok = True
+    for decision in decisions.handoffs:
+        try:
+            report.handed_off.append(await steps.hand_off(svc, decision))
+        except K3scError as exc:
+            get_run_logger().warning(
+                "%s: hand-off of run %s failed: %s", decision.run.issue_key, decision.run.id, exc
+            )
+            report.errors.append(f"{decision.run.issue_key}: hand-off failed: {exc}")
+            report.held.add(decision.run.id)
+            ok = False
+    return ok
+
+
+async def reap(
+    svc: Services, decisions: decide.Decisions, memory: DispatchState, report: Report
+) -> DispatchState:
+    """Hand off orphaned claims past their grace; one not reaped keeps its first sighting."""
+    seen = dict(decisions.orphans_seen)
+    for orphan in decisions.reaped:
+        try:
+            reaped = await steps.reap_orphan(svc, orphan)
+        except K3scError as exc:
+            report.errors.append(f"{orphan.issue.key}: orphan hand-off failed: {exc}")
+            reaped = False
+        if reaped:
+            report.orphans.append(f"{orphan.issue.key}: orphaned claim by {orphan.owner}")
+        else:
+            seen[orphan.issue.key] = orphan.first_seen
+    return memory.model_copy(update={"orphans_seen": seen})
+
+
+async def claim(
+    svc: Services, decisions: decide.Decisions, memory: DispatchState, report: Report
+) -> DispatchState:
+    """Claim and submit each planned dispatch; an unsettled claim stays an intent for the next pass."""
+    for dispatch in decisions.plan.dispatches:
+        claimed = await steps.claim_and_submit(svc, dispatch, memory)
+        if claimed.result is steps.Claim.SUBMITTED:
+            report.dispatched.append(claimed.detail)
+        elif not claimed.result.settled:
+            memory = memory.model_copy(update={"intents": [*memory.intents, claimed.intent]})
+            report.errors.append(f"{dispatch.issue.key}: claim {claimed.result.value}: {claimed.detail}")
+    return memory.model_copy(update={"last_family": decisions.plan.last_family})  # saved by conclude()
+
+
 async def conclude(
     svc: Services,
-    state: dispatch_state.DispatchState,
-    report: steps.Report,
+    memory: DispatchState,
+    report: Report,
     own_id: str,
     idle_before: int,
     started: datetime,
     *,
     force: bool,
-) -> dispatch_state.DispatchState:
-    """Settle the backoff and the successor's time from what this run found, and save the state."""
+) -> DispatchState:
+    """Settle the backoff and the successor's time from what this run found, and save the memory."""
     busy = report.busy
     # A forced scan that found nothing does not stretch the backoff.
     idle = idle_before if force and not busy else backoff.after_scan(idle_before, busy)
-    due = steps.next_due(svc, idle, steps.now())
-    state = state.model_copy(update={"idle_scans": idle, "last_scan": started})
-    state = await steps.schedule_next_scan(svc, state, own_id, due, move=not force or busy)
-    report.next_due = state.next_due
-    await dispatch_state.save(svc.api, state)
-    return state
+    due = next_due(svc.config, idle, steps.now())
+    memory = memory.model_copy(update={"idle_scans": idle, "last_scan": started})
+    memory = await steps.schedule_next_scan(svc, memory, own_id, due, move=not force or busy)
+    report.next_due = memory.next_due
+    await dispatch_state.save(svc.api, memory)
+    return memory
 
 
-async def one_pass(
-    svc: Services, state: dispatch_state.DispatchState, report: steps.Report
-) -> dispatch_state.DispatchState:
-    """Read GitHub and the run history once, then act on what they say."""
-    log = get_run_logger()
-    state = await steps.recover_intents(svc, state, report)
-    snapshot = await steps.scan_github(svc)
-    for failure in snapshot.failures:
-        log.warning("scan: %s", failure)
-        report.errors.append(failure)
-    all_runs = await steps.read_agent_runs(svc, snapshot)
-    histories = workflow.histories(all_runs)
-
-    for run in [r for r in all_runs if not r.handed_off and not r.phase.active]:
-        if run.id in report.failed_handoffs:
-            continue
-        try:
-            recorded, written = await steps.hand_off(
-                svc, run, histories.get(run.issue_key, workflow.History()), report
-            )
-        except K3scError as exc:
-            # Left pending: the next scan retries it; one bad run must not stall the others.
-            log.warning("%s: hand-off of run %s failed: %s", run.issue_key, run.id, exc)
-            report.errors.append(f"{run.issue_key}: hand-off failed: {exc}")
-            report.failed_handoffs.add(run.id)
-            continue
-        all_runs = [recorded if r.id == run.id else r for r in all_runs]
-        if written is not None:
-            snapshot = snapshot.with_labels(run.issue_key, written)
-
-    snapshot, state = await steps.reap_orphans(svc, snapshot, all_runs, state, report)
-    report.active_runs = sum(1 for r in all_runs if r.active)
-    if report.paused:
-        return state
-
-    plan = workflow.plan(
-        snapshot.issues, all_runs, snapshot.pulls, svc.config, now=steps.now(), last_family=state.last_family
-    )
-    for skip in plan.skips:
-        if skip.refusal is not workflow.Refusal.NOT_ACTIONABLE:
-            log.info("skip %s: %s (%s)", skip.issue.key, skip.refusal.value, skip.detail)
-        report.skipped.append((skip.issue.key, f"{skip.refusal.value}: {skip.detail}"))
-    for decision in plan.dispatches:
-        state = await steps.claim_and_submit(svc, decision, state, report)
-    report.active_runs += len(plan.dispatches)
-    return state.model_copy(update={"last_family": plan.last_family})  # saved by conclude()
+def next_due(config: Config, idle_scans: int, at: datetime) -> datetime:
+    return at + backoff.interval(idle_scans, config.scan.min_interval, config.scan.max_interval)
 
 
-async def missed_while_busy(svc: Services, report: steps.Report, since: datetime) -> bool:
-    """Did anything ask for a scan while this pass ran? Then take another pass now.
-
-    Two signs: an agent run ended and awaits its hand-off, or a dispatch run was cancelled for
-    colliding with this one (a label event or an agent's end triggered it, and CANCEL_NEW dropped it).
-    """
-    pending = await runs.pending_runs(svc.api)
-    ours = [r for r in pending if svc.config.repo_config(r.repo) is not None]
-    if any(not r.phase.active and r.id not in report.failed_handoffs for r in ours):
-        return True
-    deployment = await svc.api.deployment_id(runs.DISPATCH_DEPLOYMENT)
-    cancelled = await svc.api.flow_runs(deployment_ids=[deployment], state_types=["CANCELLED"], limit=10)
-    ended = (runs.parse_time((r.get("state") or {}).get("timestamp") or r["created"]) for r in cancelled)
-    return any(when is not None and when >= since for when in ended)
-
-
-async def publish(report: steps.Report, svc: Services) -> None:
+async def publish(report: Report) -> None:
     """The scan summary as a markdown artifact in the Prefect UI."""
+    await acreate_markdown_artifact(
+        key="k3sc-dispatch", markdown=render(report), description="k3sc scan summary"
+    )
+
+
+def render(report: Report) -> str:
     lines = ["# k3sc dispatch", ""]
     if report.paused:
         lines += ["**Paused**: no new work claimed.", ""]
@@ -175,18 +240,12 @@ async def publish(report: steps.Report, svc: Services) -> None:
     ):
         if items:
             lines += [f"## {title}", "", *[f"- {item}" for item in items], ""]
-    interesting = [(i, r) for i, r in report.skipped if not r.startswith("not ready")]
-    if interesting:
-        lines += [
-            "## Skipped",
-            "",
-            "| issue | reason |",
-            "|---|---|",
-            *[f"| {i} | {r} |" for i, r in interesting],
-            "",
-        ]
+    rows = [r for r in (report.last.rows() if report.last else []) if not r.reason.startswith("not ready")]
+    if rows:
+        lines += ["## Decisions", "", "| issue | action | agent | reason |", "|---|---|---|---|"]
+        lines += [f"| {r.issue} | {r.action} | {r.agent or '-'} | {r.reason} |" for r in rows]
+        lines.append("")
     due = report.next_due.strftime("%Y-%m-%d %H:%M:%S UTC") if report.next_due else "not scheduled"
-    lines += [f"Active agent runs: {report.active_runs}. Next scan: {due}."]
-    await acreate_markdown_artifact(
-        key="k3sc-dispatch", markdown="\n".join(lines), description="k3sc scan summary"
-    )
+    active = report.last.active_runs if report.last else 0
+    lines += [f"Active agent runs: {active}. Next scan: {due}."]
+    return "\n".join(lines)

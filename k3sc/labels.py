@@ -62,3 +62,14 @@ def is_slot_owner(label: str) -> bool:
 def is_workflow_label(label: str) -> bool:
     """True for labels k3sc manages: the state labels, `waiting` and owner labels."""
     return label.lower() in WORKFLOW_LABELS or is_owner_label(label)
+
+
+def with_workflow(current: tuple[str, ...], wanted: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """An issue's labels after its workflow and owner labels are replaced by `wanted`.
+
+    Every other label is kept, in order; names are unique case-insensitively (first spelling wins).
+    """
+    seen: dict[str, str] = {}
+    for name in (*(n for n in current if not is_workflow_label(n)), *wanted):
+        seen.setdefault(name.lower(), name)
+    return tuple(seen.values())

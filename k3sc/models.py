@@ -78,6 +78,57 @@ class Pull:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ReadFailure:
+    """A repository that could not be read, and why."""
+
+    repo: Repo
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.repo}: {self.error}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """GitHub as one pass saw it: workflow issues and open PRs of the configured repos."""
+
+    issues: tuple[Issue, ...]
+    pulls: tuple[Pull, ...]
+    failures: tuple[ReadFailure, ...] = ()
+
+    def pull_for(self, repo: Repo, branch: str) -> Pull | None:
+        return next((p for p in self.pulls if p.repo.key == repo.key and p.branch == branch), None)
+
+    def with_labels(self, key: str, new_labels: tuple[str, ...]) -> Snapshot:
+        """The snapshot as it will be after a label write on issue `key`."""
+        issues = tuple(i.with_labels(new_labels) if i.key == key else i for i in self.issues)
+        return Snapshot(issues, self.pulls, self.failures)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A claim the dispatcher is about to make, persisted *before* the label write.
+
+    If the dispatcher dies between claiming on GitHub and submitting the run, the next pass finds
+    the intent and finishes the job under the same idempotency key instead of leaving an orphaned
+    owner label or claiming twice.
+    """
+
+    key: str  # the agent run's idempotency key
+    repo: str
+    issue: int
+    kind: str
+    agent: str
+    attempt: int
+    origin: str  # the state label the claim replaces
+    pr: int | None = None
+
+    @property
+    def issue_key(self) -> str:
+        return f"{self.repo.lower()}#{self.issue}"
+
+
 class RunPhase(StrEnum):
     """Where an agent run is, reduced from Prefect's state types."""
 
@@ -124,6 +175,8 @@ class AgentRun:
     tags: tuple[str, ...] = field(default=(), compare=False)
     # Seconds the run spent running; 0 means it never started (Prefect still stamps a start time).
     ran_for: float | None = None
+    # The final state's display name (Prefect's `Crashed`, or one k3sc's agent flow sets).
+    state_name: str = ""
 
     @property
     def never_started(self) -> bool:

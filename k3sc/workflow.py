@@ -192,6 +192,11 @@ class Dispatch:
     attempt: int
     pr: int | None = None
 
+    @property
+    def origin(self) -> State:
+        """The state label the claim replaces."""
+        return State.READY if self.kind is Kind.IMPLEMENT else State.NEEDS_REVIEW
+
 
 Decision = Dispatch | Skip
 

@@ -15,6 +15,7 @@ import pytest
 
 from k3sc.orchestration import runs
 from k3sc.orchestration.api import PrefectAPI
+from k3sc.orchestration.records import FlowRun
 from k3sc.sandbox import world as sandbox
 from tests.cli_helpers import invoke
 from tests.e2e.helpers import deployed_world
@@ -72,8 +73,8 @@ def test_dispatch_starts_a_forced_scan(world: sandbox.World, prefect_api_url: st
     result = invoke(["dispatch", "--json"])
     started = json.loads(result.stdout)
     flow_run = asyncio.run(_flow_run(prefect_api_url, started["id"]))
-    assert flow_run["parameters"] == {"force": True}
-    assert flow_run["state"]["type"] == "SCHEDULED"
+    assert flow_run.parameters == {"force": True}
+    assert flow_run.state_type == "SCHEDULED"
     asyncio.run(_cancel(prefect_api_url, started["id"]))
 
 
@@ -82,7 +83,7 @@ async def _agent_runs(api_url: str, refs: list[str]) -> list[object]:
         return list(await runs.runs_for_issues(api, refs))
 
 
-async def _flow_run(api_url: str, run_id: str) -> dict[str, object]:
+async def _flow_run(api_url: str, run_id: str) -> FlowRun:
     async with PrefectAPI(api_url) as api:
         found = await api.flow_run(run_id)
     assert found is not None

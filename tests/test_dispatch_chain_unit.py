@@ -8,19 +8,17 @@ the concurrency limit cancels it, and the parent must not end with a cancelled r
 from __future__ import annotations
 
 import json
-import logging
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from k3sc import retrying
 from k3sc.errors import OrchestrationError
+from k3sc.orchestration import chain
 from k3sc.orchestration.api import PrefectAPI
-from k3sc.orchestration.dispatch_state import DispatchState
-from tasks import dispatching
 
 API = "http://prefect.test/api"
 DEPLOYMENT_ID = "dep-dispatch"
@@ -44,7 +42,7 @@ class FakeRuns:
             if key in self.keys:
                 return httpx.Response(200, json=self.runs[self.keys[key]])
             run_id = str(uuid.uuid4())
-            self.runs[run_id] = {"id": run_id, **body}
+            self.runs[run_id] = {"id": run_id, "created": datetime.now(UTC).isoformat(), **body}
             if key:
                 self.keys[key] = run_id
             return httpx.Response(201, json=self.runs[run_id])
@@ -65,62 +63,50 @@ class FakeRuns:
         return [r for r in self.runs.values() if r["state"]["type"] == "SCHEDULED"]
 
 
-@dataclass
-class Svc:
-    api: PrefectAPI
-
-
-@pytest.fixture(autouse=True)
-def _plain_logger(monkeypatch: pytest.MonkeyPatch) -> None:
-    # schedule_next_scan logs through the run logger; outside a flow run a plain logger stands in.
-    monkeypatch.setattr(dispatching, "get_run_logger", lambda: logging.getLogger("k3sc.test"))
+def fake_api(fake: FakeRuns) -> PrefectAPI:
+    return PrefectAPI(API, transport=httpx.MockTransport(fake.handler), retry=retrying.Policy(attempts=1))
 
 
 async def test_a_successor_cancelled_under_its_parent_is_replaced_not_reused() -> None:
     fake = FakeRuns()
     due = datetime.now(UTC) + timedelta(seconds=60)
-    async with PrefectAPI(API, transport=httpx.MockTransport(fake.handler), backoff=0.0) as api:
-        svc: Any = Svc(api)
+    async with fake_api(fake) as api:
         # Chain first, with the pessimistic time.
-        state = await dispatching.schedule_next_scan.fn(svc, DispatchState(), "parent", due, move=False)
-        first = state.chain_run_id
+        link = await chain.ensure_successor(api, None, "parent", due, move=False)
+        first = link.run_id
         assert first and fake.scheduled()[0]["id"] == first
         # The run took longer than that: the successor came due and CANCEL_NEW cancelled it.
         fake.cancel(first)
-        state = await dispatching.schedule_next_scan.fn(svc, state, "parent", due, move=True)
-        assert state.chain_run_id != first
-        assert [r["id"] for r in fake.scheduled()] == [state.chain_run_id]
-        assert fake.keys["k3sc-next-after-parent/2"] == state.chain_run_id
+        link = await chain.ensure_successor(api, link.run_id, "parent", due, move=True)
+        assert link.run_id != first
+        assert [r["id"] for r in fake.scheduled()] == [link.run_id]
+        assert fake.keys["k3sc-next-after-parent/2"] == link.run_id
         # Again, idempotently: a second call in the same run reuses the live successor.
-        again = await dispatching.schedule_next_scan.fn(svc, state, "parent", due, move=True)
-        assert again.chain_run_id == state.chain_run_id and len(fake.scheduled()) == 1
+        again = await chain.ensure_successor(api, link.run_id, "parent", due, move=True)
+        assert again.run_id == link.run_id and len(fake.scheduled()) == 1
 
 
 async def test_a_live_successor_is_moved_not_doubled() -> None:
     fake = FakeRuns()
     now = datetime.now(UTC)
-    async with PrefectAPI(API, transport=httpx.MockTransport(fake.handler), backoff=0.0) as api:
-        svc: Any = Svc(api)
-        state = await dispatching.schedule_next_scan.fn(
-            svc, DispatchState(), "parent", now + timedelta(minutes=4), move=False
-        )
+    async with fake_api(fake) as api:
+        link = await chain.ensure_successor(api, None, "parent", now + timedelta(minutes=4), move=False)
         sooner = now + timedelta(minutes=2)
-        state = await dispatching.schedule_next_scan.fn(svc, state, "parent", sooner, move=True)
+        link = await chain.ensure_successor(api, link.run_id, "parent", sooner, move=True)
         assert len(fake.scheduled()) == 1
-        assert state.next_due == sooner
-        assert fake.state_calls == [(state.chain_run_id, "SCHEDULED")]
+        assert link.due == sooner
+        assert fake.state_calls == [(link.run_id, "SCHEDULED")]
 
 
 async def test_giving_up_after_every_successor_was_cancelled_is_an_error_not_a_silent_break() -> None:
     fake = FakeRuns()
     due = datetime.now(UTC) + timedelta(seconds=30)
-    async with PrefectAPI(API, transport=httpx.MockTransport(fake.handler), backoff=0.0) as api:
-        svc: Any = Svc(api)
-        for generation in range(1, dispatching.MAX_SUCCESSORS + 1):
+    async with fake_api(fake) as api:
+        for generation in range(1, chain.MAX_SUCCESSORS + 1):
             suffix = "" if generation == 1 else f"/{generation}"
-            state = await dispatching.schedule_next_scan.fn(svc, DispatchState(), "parent", due, move=False)
-            assert fake.keys[f"k3sc-next-after-parent{suffix}"] == state.chain_run_id
-            assert state.chain_run_id
-            fake.cancel(state.chain_run_id)
+            link = await chain.ensure_successor(api, None, "parent", due, move=False)
+            assert fake.keys[f"k3sc-next-after-parent{suffix}"] == link.run_id
+            assert link.run_id
+            fake.cancel(link.run_id)
         with pytest.raises(OrchestrationError, match="could not schedule the next scan"):
-            await dispatching.schedule_next_scan.fn(svc, DispatchState(), "parent", due, move=False)
+            await chain.ensure_successor(api, None, "parent", due, move=False)

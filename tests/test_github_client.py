@@ -19,9 +19,10 @@ from githubkit import exception as gk
 from githubkit.response import Response as GkResponse
 from pydantic import SecretStr
 
+from k3sc import retrying
 from k3sc.config import Config, GitHubAppConfig
 from k3sc.errors import AuthError, Conflict, GitHubError, NotFound, RateLimited, Unprocessable
-from k3sc.github import AppCredentials, GitHubClient, RetryPolicy, TokenCredentials, credentials, transports
+from k3sc.github import AppCredentials, GitHubClient, TokenCredentials, credentials, transports
 from k3sc.github.ratelimit import BudgetMeter
 from k3sc.models import Repo
 from tests.fixtures.github import FAKE_GITHUB_TOKEN, ContractCheckedFakeGitHub
@@ -53,7 +54,12 @@ def connect(
     environ = {k: v for k, v in os.environ.items() if k not in credentials.TOKEN_VARS}
     if token is not None:
         environ["GITHUB_TOKEN"] = token
-    retry = RetryPolicy(backoff=backoff, sleep=sleeps if sleeps is not None else Sleeps())
+    retry = retrying.Policy(
+        attempts=retrying.GITHUB.attempts,
+        initial=backoff,
+        jitter=0.0,
+        sleep=sleeps if sleeps is not None else Sleeps(),
+    )
     seams.setdefault("gh_cli", None)
     return GitHubClient.from_config(cfg, environ=environ, retry=retry, **seams)
 
@@ -273,7 +279,7 @@ async def test_server_errors_past_the_retries_raise(fake_github: ContractChecked
         with pytest.raises(GitHubError) as caught:
             await gh.get_issue(ACME, 1)
     assert caught.value.status == 503 and type(caught.value) is GitHubError
-    assert len(fake_github.requests) == 1 + RetryPolicy().server_retries
+    assert len(fake_github.requests) == retrying.GITHUB.attempts
 
 
 async def test_a_post_is_not_resent_after_a_server_error(fake_github: ContractCheckedFakeGitHub) -> None:

@@ -8,18 +8,23 @@ from typing import Any
 import httpx
 import pytest
 
-from k3sc import names
+from k3sc import names, retrying
 from k3sc.errors import OrchestrationError
 from k3sc.labels import Kind
-from k3sc.models import Outcome, Repo, RunPhase
+from k3sc.models import Intent, Outcome, Repo, RunPhase
 from k3sc.orchestration import dispatch_state, events, runs
 from k3sc.orchestration.api import PrefectAPI
+from k3sc.orchestration.records import FlowRun
 
 API = "http://prefect.test/api"
 
 
-def client(handler: Any, **kwargs: Any) -> PrefectAPI:
-    return PrefectAPI(API, transport=httpx.MockTransport(handler), backoff=0.0, **kwargs)
+# The Prefect policy's patience without its waits.
+NO_WAIT = retrying.Policy(attempts=retrying.PREFECT.attempts, initial=0.0, jitter=0.0)
+
+
+def client(handler: Any, retry: retrying.Policy = NO_WAIT) -> PrefectAPI:
+    return PrefectAPI(API, transport=httpx.MockTransport(handler), retry=retry)
 
 
 def flow_run(tags: list[str], state: str = "COMPLETED", **extra: Any) -> dict[str, Any]:
@@ -57,7 +62,7 @@ async def test_connection_errors_exhaust_retries_into_one_clear_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
-    async with client(handler, retries=2) as api:
+    async with client(handler, retry=retrying.Policy(attempts=3, initial=0.0)) as api:
         with pytest.raises(OrchestrationError, match="unreachable"):
             await api.variable("x")
 
@@ -83,7 +88,8 @@ async def test_flow_runs_follow_pages_of_200() -> None:
         body = json.loads(request.content)
         bodies.append(body)
         size = 200 if body["offset"] < 400 else 7
-        return httpx.Response(200, json=[{"id": f"{body['offset']}-{i}"} for i in range(size)])
+        runs_ = [{"id": f"{body['offset']}-{i}", "created": "2026-11-27T10:00:00Z"} for i in range(size)]
+        return httpx.Response(200, json=runs_)
 
     async with client(handler) as api:
         found = await api.flow_runs(
@@ -138,7 +144,9 @@ TAGS = names.run_tags(Repo("acme", "api"), 7, Kind.IMPLEMENT, "claude-b", 2)
 def test_to_agent_run(
     state: str, tags: list[str], phase: RunPhase, handed_off: bool, outcome: Outcome | None
 ) -> None:
-    run = runs.to_agent_run(flow_run(tags, state, parameters={"pr": 12}, message="exit 0"))
+    run = runs.to_agent_run(
+        FlowRun.model_validate(flow_run(tags, state, parameters={"pr": 12}, message="exit 0"))
+    )
     assert run is not None
     assert (run.repo, run.issue, run.kind, run.agent, run.attempt) == (
         Repo("acme", "api"),
@@ -159,15 +167,15 @@ def test_to_agent_run(
 
 def test_a_run_that_never_ran_is_recognised() -> None:
     crashed = runs.to_agent_run(
-        flow_run(TAGS, "CRASHED", total_run_time=0.0, end_time="2026-11-27T10:00:05Z")
+        FlowRun.model_validate(flow_run(TAGS, "CRASHED", total_run_time=0.0, end_time="2026-11-27T10:00:05Z"))
     )
-    ran = runs.to_agent_run(flow_run(TAGS, "CRASHED", total_run_time=31.2))
+    ran = runs.to_agent_run(FlowRun.model_validate(flow_run(TAGS, "CRASHED", total_run_time=31.2)))
     assert crashed is not None and crashed.never_started
     assert ran is not None and not ran.never_started
 
 
 def test_runs_without_k3sc_tags_are_not_agent_runs() -> None:
-    assert runs.to_agent_run(flow_run(["k3sc", "k3sc-chain"])) is None
+    assert runs.to_agent_run(FlowRun.model_validate(flow_run(["k3sc", "k3sc-chain"]))) is None
 
 
 def test_agent_run_parameters_carry_no_secret() -> None:
@@ -208,7 +216,7 @@ async def test_dispatch_state_round_trips_through_the_variable() -> None:
         idle_scans=3,
         last_family="codex",
         intents=[
-            dispatch_state.Intent(
+            Intent(
                 key="k3sc/acme/api#7/implement/1", repo="acme/api", issue=7, kind="implement", agent="claude-a",
                 attempt=1, origin="ready",
             )

@@ -1,27 +1,27 @@
 """`k3sc scan`: what k3sc sees on GitHub right now, and what the dispatcher would decide about it.
 
-Thin on purpose: read through `k3sc.github`, decide with `workflow.plan` (the same call the
-dispatch flow makes, so a reason shown here is the reason the dispatcher has), render. githubkit,
-the config, the core and rich load inside the command, never at `k3sc --help` time.
+Thin on purpose: gather and decide through `k3sc.services.dispatch.plan` (the same facts and the
+same `k3sc.decide.decide` the dispatch flow uses, so a reason shown here is the reason the
+dispatcher has), render. githubkit, the config, the core and rich load inside the command, never
+at `k3sc --help` time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from k3sc.cli import _output
 from k3sc.errors import UsageError
-from k3sc.models import AgentRun, Issue, Pull, Repo
+from k3sc.models import Repo
 
 if TYPE_CHECKING:
     from k3sc.config import Config
-    from k3sc.github import RateBudget, RepoFailure
-    from k3sc.workflow import Plan
+    from k3sc.github import RateBudget
+    from k3sc.services.dispatch import Planned
 
 
 def scan(
@@ -33,22 +33,31 @@ def scan(
     """Show every workflow issue with its state, owner and whether k3sc would dispatch it (and why not),
     then the open pull requests and the GitHub rate budget."""
     from k3sc import config as k3sc_config
-    from k3sc import workflow
 
     config = k3sc_config.load().config
     repos = select_repos(config, repo)
-    seen = _output.run(read_github(config, repos))
-    runs = load_runs(config, seen.issues)
-    plan = workflow.plan(seen.issues, runs, seen.pulls, config, now=datetime.now(UTC))
-    report = build_report(plan, seen)
-    for failure in seen.failures:
+    planned, budget = _output.run(_plan(config, repos))
+    for note in planned.notes:
+        _output.warn(note)
+    failures = planned.facts.snapshot.failures
+    for failure in failures:
         _output.warn(f"{failure.repo} was not scanned: {failure.error}")
+    report = build_report(planned, budget)
     if json_:
         _output.print_json(report)
     else:
         _render(report)
-    if seen.failures:
+    if failures:
         raise typer.Exit(1)
+
+
+async def _plan(config: Config, repos: Sequence[Repo]) -> tuple[Planned, RateBudget]:
+    from k3sc.github import GitHubClient
+    from k3sc.services import dispatch
+
+    async with GitHubClient.from_config(config) as gh:
+        planned = await dispatch.plan(config, gh, repos)
+        return planned, gh.budget
 
 
 def select_repos(config: Config, wanted: str | None) -> list[Repo]:
@@ -67,66 +76,15 @@ def select_repos(config: Config, wanted: str | None) -> list[Repo]:
     return [match]
 
 
-@dataclass(frozen=True)
-class Seen:
-    """One scan's GitHub reads: issues, PRs, the repos that failed, and the rate budget after."""
-
-    issues: tuple[Issue, ...]
-    pulls: tuple[Pull, ...]
-    failures: tuple[RepoFailure, ...]
-    budget: RateBudget
-
-
-async def read_github(config: Config, repos: Sequence[Repo]) -> Seen:
-    from k3sc.github import GitHubClient
-
-    async with GitHubClient.from_config(config) as gh:
-        issues = await gh.workflow_issues(repos)
-        pulls = await gh.open_pulls(repos)
-        budget = gh.budget
-    # A repo that cannot be read usually fails both lists; report it once, with the first error.
-    failures = {f.repo.key: f for f in (*pulls.failures, *issues.failures)}
-    return Seen(issues.items, pulls.items, tuple(sorted(failures.values(), key=lambda f: f.repo.key)), budget)
-
-
-def load_runs(config: Config, issues: Sequence[Issue]) -> list[AgentRun]:
-    """Recorded agent runs for `issues` (active attempts, failures), from the Prefect server.
-
-    The seam between the scan and run history: without `PREFECT_API_URL` there is no history and
-    eligibility is decided from labels alone, which the note on stderr says. A server that cannot
-    be read is reported the same way rather than hiding what GitHub shows.
-    """
-    from k3sc.orchestration.api import resolve_api_url
-
-    if not resolve_api_url():
-        _output.warn("run history not consulted: no Prefect server (set PREFECT_API_URL or run `k3sc up`)")
-        return []
-    from k3sc.errors import K3scError
-
-    try:
-        return _output.run(_runs_from_prefect([i.key for i in issues]))
-    except K3scError as exc:
-        _output.warn(f"run history not consulted: {exc}")
-        return []
-
-
-async def _runs_from_prefect(issue_keys: list[str]) -> list[AgentRun]:
-    from k3sc.orchestration import runs
-    from k3sc.orchestration.api import PrefectAPI
-
-    async with PrefectAPI.from_env() as api:
-        history = await runs.runs_for_issues(api, issue_keys)
-        pending = await runs.pending_runs(api)
-    return list({r.id: r for r in (*history, *pending)}.values())
-
-
-def build_report(plan: Plan, seen: Seen) -> dict[str, Any]:
-    """The `--json` document: one entry per issue in the plan's order, the PRs, the budget, failures."""
+def build_report(planned: Planned, budget: RateBudget) -> dict[str, Any]:
+    """The `--json` document: one entry per issue in the plan's order, pending actions, PRs, budget."""
     from k3sc import workflow
 
+    seen = planned.facts.snapshot
+    current = {i.key: i for i in seen.issues}
     issues: list[dict[str, Any]] = []
-    for decision in plan.decisions:
-        issue = decision.issue
+    for decision in planned.decisions.plan.decisions:
+        issue = current.get(decision.issue.key, decision.issue)
         state = workflow.read_labels(issue.labels)
         skip = decision if isinstance(decision, workflow.Skip) else None
         issues.append(
@@ -143,6 +101,8 @@ def build_report(plan: Plan, seen: Seen) -> dict[str, Any]:
                 "url": issue.url,
             }
         )
+    plan_actions = {"implement", "review", "skip"}
+    pending = [asdict(r) for r in planned.decisions.rows() if r.action not in plan_actions]
     pulls = [
         {
             "repo": p.repo.full_name,
@@ -155,8 +115,8 @@ def build_report(plan: Plan, seen: Seen) -> dict[str, Any]:
         }
         for p in seen.pulls
     ]
-    errors = [{"repo": f.repo.full_name, "error": str(f.error)} for f in seen.failures]
-    return {"issues": issues, "pulls": pulls, "rate": seen.budget.as_json(), "errors": errors}
+    errors = [{"repo": f.repo.full_name, "error": f.error} for f in seen.failures]
+    return {"issues": issues, "pending": pending, "pulls": pulls, "rate": budget.as_json(), "errors": errors}
 
 
 def _render(report: dict[str, Any]) -> None:
@@ -180,6 +140,12 @@ def _render(report: dict[str, Any]) -> None:
         )
     console.print(Text(f"workflow issues: {len(report['issues'])}", style="bold"))
     console.print(issues)
+    if report["pending"]:
+        pending = Table("issue", "action", "agent", "reason", box=None, pad_edge=False)
+        for row in report["pending"]:
+            pending.add_row(*(Text(str(row[k] or "-")) for k in ("issue", "action", "agent", "reason")))
+        console.print(Text(f"before claiming, the next scan will: {len(report['pending'])}", style="bold"))
+        console.print(pending)
     pulls = Table("repo", "#", "branch", "issue", "owner", box=None, pad_edge=False)
     for row in report["pulls"]:
         owner = "waiting" if row["waiting"] else (row["owner"] or "-")

@@ -10,7 +10,7 @@ a client is opened, so nothing that merely imports the package pays for it.
 from k3sc.github.client import GitHubClient
 from k3sc.github.commenting import Comment
 from k3sc.github.credentials import AppCredentials, Credentials, TokenCredentials
-from k3sc.github.ratelimit import RateBudget, RetryPolicy
+from k3sc.github.ratelimit import RateBudget
 from k3sc.github.scanning import IssueSnapshot, RepoFailure, Scan
 from k3sc.github.transports import cache_dir
 
@@ -22,7 +22,6 @@ __all__ = [
     "IssueSnapshot",
     "RateBudget",
     "RepoFailure",
-    "RetryPolicy",
     "Scan",
     "TokenCredentials",
     "cache_dir",

@@ -1,8 +1,8 @@
 """The one GitHub client: construction from the config, the request wrapper, pagination, and errors.
 
 Every call k3sc makes to GitHub goes through `GitHubClient.request`, which is where rate limits are
-waited out or reported, 5xx are retried with backoff, and githubkit/httpx exceptions become
-`k3sc.errors` (and nowhere else). One client is opened per scan or flow run (`async with`) so all
+waited out or reported, 5xx are retried under `k3sc.retrying.GITHUB`, and githubkit/httpx exceptions
+become `k3sc.errors` (and nowhere else). One client is opened per scan or flow run (`async with`) so all
 requests share one connection pool and one open cache file; githubkit used bare builds a new HTTP
 client per request (4.6 s instead of 1.8 s for 50 repos × 2 pages, reference/test-peers.md).
 """
@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
+from k3sc import retrying
 from k3sc.config import Config
 from k3sc.errors import AuthError, Conflict, GitHubError, NotFound, RateLimited, Unprocessable
 from k3sc.github import commenting, credentials, labelling, ratelimit, scanning, transports
-from k3sc.github.ratelimit import BudgetMeter, RateBudget, RetryPolicy
+from k3sc.github.ratelimit import BudgetMeter, RateBudget
 from k3sc.labels import State
 from k3sc.models import Issue, Pull, Repo
 
@@ -48,8 +49,8 @@ class GitHubClient:
     """Async GitHub access for k3sc; use as `async with GitHubClient.from_config(config) as gh:`.
 
     Reads: `workflow_issues`, `open_pulls`, `pull_for_issue`, `branch_exists`, `get_issue`,
-    `comments`, `repo_default_branch`. Writes: `set_workflow_labels`, `claim`, `claim_pull`,
-    `release_pull`, `comment`. `budget` is the rate limit and what this client spent.
+    `comments`. Writes: `set_workflow_labels`, `claim`, `claim_pull`, `release_pull`, `comment`,
+    `comment_once`. `budget` is the rate limit and what this client spent.
     """
 
     def __init__(
@@ -57,7 +58,7 @@ class GitHubClient:
         config: Config,
         *,
         environ: Mapping[str, str] | None = None,
-        retry: RetryPolicy | None = None,
+        retry: retrying.Policy = retrying.GITHUB,
         cache_dir: Path | None = None,
         cache: bool = True,
         network: httpx.AsyncBaseTransport | None = None,
@@ -69,7 +70,7 @@ class GitHubClient:
 
         Args:
             environ: where tokens and the cache dir are read from (default os.environ).
-            retry: rate-limit and 5xx handling; tests pass zero waits and a recording sleep.
+            retry: the retry policy (`k3sc.retrying.GITHUB`); tests pass a recording sleep.
             cache_dir: overrides `$K3SC_CACHE_DIR` / the XDG cache dir.
             cache: False sends every request unconditionally (for measurements only).
             network: the transport at the bottom of the stack (tests: a MockTransport).
@@ -79,7 +80,7 @@ class GitHubClient:
         """
         self.config = config
         self._environ = environ
-        self._retry = retry or RetryPolicy()
+        self._retry = retry
         self._cache_dir = cache_dir
         self._cache = cache
         self._network = network
@@ -159,45 +160,41 @@ class GitHubClient:
         Raises:
             AuthError: no/rejected credentials, or the token lacks a permission (401/403).
             NotFound: 404/410.  Conflict: 409.  Unprocessable: 422.
-            RateLimited: a limit whose wait exceeds `RetryPolicy.max_wait`, or retries ran out.
+            RateLimited: a limit whose wait exceeds the policy's `max_wait`, or retries ran out.
             GitHubError: 5xx after the retries, timeouts, unreachable server.
+        """
+        if self._gh is None:
+            raise RuntimeError("GitHubClient used outside `async with`")
+        gh = self._gh
+        headers = {"X-GitHub-Api-Version": API_VERSION}
+        try:
+            async for attempt in retrying.attempts(self._retry, lambda exc: self._classify(exc, method)):
+                with attempt:
+                    response = await gh.arequest(method, path, params=params, json=json, headers=headers)
+        except Exception as exc:
+            if _is_githubkit_error(exc):
+                raise self.translate(exc) from exc
+            raise
+        return response.raw_response
+
+    def _classify(self, exc: BaseException, method: str) -> retrying.Verdict:
+        """Whether a failed request is worth sending again (`k3sc.retrying`), and after how long.
+
+        Short rate limits are waited out exactly; 5xx and dropped connections are retried only for
+        methods that are safe to send twice (a retried POST could post a comment twice).
         """
         from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed
 
-        if self._gh is None:
-            raise RuntimeError("GitHubClient used outside `async with`")
-        limited = failed = 0
-        while True:
-            try:
-                response = await self._gh.arequest(
-                    method, path, params=params, json=json, headers={"X-GitHub-Api-Version": API_VERSION}
-                )
-                return response.raw_response
-            except RateLimitExceeded as exc:
-                wait = exc.retry_after
-                if wait <= self._retry.max_wait and limited < self._retry.rate_limit_retries:
-                    limited += 1
-                    await self._retry.pause(wait.total_seconds())
-                    continue
-                raise self.translate(exc) from exc
-            except RequestFailed as exc:
-                status = exc.response.status_code
-                if status >= 500 and method in IDEMPOTENT and failed < self._retry.server_retries:
-                    await self._retry.pause(self._retry.backoff_delay(failed))
-                    failed += 1
-                    continue
-                raise self.translate(exc) from exc
-            except RequestError as exc:
-                transient = not isinstance(exc.exc, transports.CredentialFailure)
-                if transient and method in IDEMPOTENT and failed < self._retry.server_retries:
-                    await self._retry.pause(self._retry.backoff_delay(failed))
-                    failed += 1
-                    continue
-                raise self.translate(exc) from exc
-            except Exception as exc:
-                if _is_githubkit_error(exc):
-                    raise self.translate(exc) from exc
-                raise
+        if isinstance(exc, RateLimitExceeded):
+            wait = exc.retry_after.total_seconds()
+            return wait if self._retry.honours(wait) else None
+        if method not in IDEMPOTENT:
+            return None
+        if isinstance(exc, RequestFailed):
+            return retrying.BACKOFF if exc.response.status_code >= 500 else None
+        if isinstance(exc, RequestError) and not isinstance(exc.exc, transports.CredentialFailure):
+            return retrying.BACKOFF
+        return None
 
     async def get_json(self, path: str, *, params: Mapping[str, str | int] | None = None) -> Any:
         return _json(await self.request("GET", path, params=params), path)
@@ -305,9 +302,6 @@ class GitHubClient:
         """A fresh read (revalidated against GitHub) of one issue or PR: labels and open/closed."""
         return await scanning.get_issue(self, repo, number)
 
-    async def repo_default_branch(self, repo: Repo) -> str:
-        return await scanning.repo_default_branch(self, repo)
-
     async def comments(
         self, repo: Repo, number: int, since: datetime | None = None
     ) -> list[commenting.Comment]:
@@ -315,6 +309,10 @@ class GitHubClient:
 
     async def comment(self, repo: Repo, number: int, body: str) -> commenting.Comment:
         return await commenting.comment(self, repo, number, body)
+
+    async def comment_once(self, repo: Repo, number: int, key: str, body: str) -> bool:
+        """Post `body` once per `key`: a re-run after a crash finds its marker and posts nothing."""
+        return await commenting.comment_once(self, repo, number, key, body)
 
     async def set_workflow_labels(self, repo: Repo, number: int, names: Iterable[str]) -> tuple[str, ...]:
         """Replace the workflow/owner labels with `names` in one PUT, keep the rest, confirm by re-read."""

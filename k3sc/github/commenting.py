@@ -55,3 +55,16 @@ async def comment(gh: GitHubClient, repo: Repo, number: int, body: str) -> Comme
     """Post `body` as a comment on issue/PR `number` and return it as GitHub stored it."""
     response = await gh.request("POST", repo_path(repo, "issues", number, "comments"), json={"body": body})
     return comment_from_json(repo, response.json())
+
+
+# Marker in every comment k3sc posts for a hand-off, so a re-run never posts it twice.
+COMMENT_MARKER = "<!-- k3sc:{key} -->"
+
+
+async def comment_once(gh: GitHubClient, repo: Repo, number: int, key: str, body: str) -> bool:
+    """Post `body` unless a comment carrying `key`'s marker is already there; True if posted."""
+    marker = COMMENT_MARKER.format(key=key)
+    if any(marker in c.body for c in await comments(gh, repo, number)):
+        return False
+    await comment(gh, repo, number, f"{body}\n\n{marker}")
+    return True

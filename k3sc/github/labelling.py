@@ -73,8 +73,7 @@ async def set_workflow_labels(
     before = await get_issue(gh, repo, number)
     if _workflow(before.labels) == _folded(wanted):
         return before.labels  # already there: a re-run after a crash writes nothing
-    kept = [n for n in before.labels if not labels.is_workflow_label(n)]
-    await _put(gh, repo, number, _unique([*kept, *wanted]))
+    await _put(gh, repo, number, labels.with_workflow(before.labels, wanted))
     after = await get_issue(gh, repo, number)
     if _workflow(after.labels) != _folded(wanted):
         raise Conflict(
@@ -105,8 +104,7 @@ async def claim(
     owners = _owners(before.labels)
     if owners == {agent.lower()}:
         return before.labels
-    kept = [n for n in before.labels if not labels.is_workflow_label(n)]
-    await _put(gh, repo, number, _unique([*kept, agent]))
+    await _put(gh, repo, number, labels.with_workflow(before.labels, [agent]))
     after = await get_issue(gh, repo, number)
     await _undo_if_contested(gh, repo, number, agent, before=before, after=after)
     return after.labels

@@ -1,44 +1,16 @@
-"""GitHub's rate limits as k3sc sees them: the budget we observed and how long we are willing to wait.
+"""GitHub's rate limits as k3sc sees them: the budget observed and when a limit lifts.
 
-Separate from the client so the retry rules (wait out a short limit, give up on a long one, back off
-on 5xx) are plain data and arithmetic that a table test can pin, and so `k3sc scan` can print the
-budget without knowing anything about HTTP.
+Separate from the client so `k3sc scan` can print the budget without knowing anything about HTTP.
+How long k3sc is willing to wait for a limit is the retry policy's (`k3sc.retrying`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How the client rides out rate limits and server errors.
-
-    `max_wait` is the longest rate-limit wait (primary reset or secondary Retry-After) that is
-    waited out; anything longer raises `RateLimited`. Server errors (5xx) and transport failures
-    are retried `server_retries` times after `backoff * 2**attempt` seconds. Tests pass
-    `backoff=0` and a recording `sleep` so nothing waits for real.
-    """
-
-    max_wait: timedelta = timedelta(seconds=60)
-    rate_limit_retries: int = 3
-    server_retries: int = 3
-    backoff: float = 1.0
-    # None means asyncio.sleep; tests pass a recorder (house style: explicit seams, no monkeypatching).
-    sleep: Sleep | None = None
-
-    def backoff_delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number `attempt` (0-based) after a 5xx or a dropped connection."""
-        return float(self.backoff * 2.0**attempt)
-
-    async def pause(self, seconds: float) -> None:
-        sleep = self.sleep if self.sleep is not None else asyncio.sleep
-        await sleep(max(0.0, seconds))
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,6 @@ class Scan(Generic[T]):
     items: tuple[T, ...]
     failures: tuple[RepoFailure, ...] = ()
 
-    def raise_for_failures(self) -> None:
-        """Raise the first repo's error, for callers that need all-or-nothing."""
-        if self.failures:
-            raise self.failures[0].error
-
 
 @dataclass(frozen=True)
 class IssueSnapshot:
@@ -224,14 +219,3 @@ async def get_issue(gh: GitHubClient, repo: Repo, number: int) -> IssueSnapshot:
         open=item.get("state") == "open",
         is_pull=item.get("pull_request") is not None,
     )
-
-
-async def repo_default_branch(gh: GitHubClient, repo: Repo) -> str:
-    """The config's `default_branch` for this repo if set (it overrides GitHub), else GitHub's."""
-    configured = gh.config.repo_config(repo)
-    if configured is not None and configured.default_branch:
-        return configured.default_branch
-    item = await gh.get_json(repo_path(repo))
-    if not isinstance(item, dict) or not item.get("default_branch"):
-        raise GitHubError(f"{repo}: GitHub's answer has no default_branch")
-    return str(item["default_branch"])

@@ -3,16 +3,15 @@
 Why not `prefect.client`: importing prefect costs ~2 s and ~1000 modules, and the CLI's hot
 paths (`k3sc scan`, `k3sc dispatch`) and the dispatcher only need a dozen endpoints. Inside
 flows the same client is used, so there is one way k3sc reads and writes runs and variables.
-Transient failures (connection errors, 429, 5xx) are retried with backoff; everything else
-becomes an `OrchestrationError` that names the endpoint, never a raw httpx exception.
+Answers are parsed into the typed records of `k3sc.orchestration.records`. Transient failures
+(connection errors, 429, 5xx) are retried under `k3sc.retrying.PREFECT`; everything else becomes
+an `OrchestrationError` that names the endpoint, never a raw httpx exception.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import random
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,12 +20,12 @@ from typing import Any, Self
 
 import httpx
 
+from k3sc import retrying
 from k3sc.config import k3sc_home
 from k3sc.errors import OrchestrationError
+from k3sc.orchestration.records import Deployment, FlowRun
 
 PAGE = 200  # the server rejects larger flow-run pages with 422
-TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-NON_TERMINAL = ("SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "PAUSED")
 
 
 def server_file() -> Path:
@@ -57,9 +56,7 @@ class PrefectAPI:
         auth_string: str | None = None,
         api_key: str | None = None,
         timeout: float = 30.0,
-        retries: int = 8,
-        backoff: float = 0.5,
-        max_delay: float = 8.0,
+        retry: retrying.Policy = retrying.PREFECT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Content-Type": "application/json"}
@@ -70,9 +67,7 @@ class PrefectAPI:
             user, _, password = auth_string.partition(":")
             auth = httpx.BasicAuth(user, password)
         self.url = url.rstrip("/")
-        self._retries = retries
-        self._backoff = backoff
-        self._max_delay = max_delay
+        self._retry = retry
         self._client = httpx.AsyncClient(
             base_url=self.url + "/", headers=headers, auth=auth, timeout=timeout, transport=transport
         )
@@ -110,49 +105,43 @@ class PrefectAPI:
     async def _request(
         self, method: str, path: str, *, body: Any = None, ok: Sequence[int] = (200, 201, 204)
     ) -> httpx.Response:
-        """One call with retries for transient failures; other failures raise OrchestrationError."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self._client.request(
-                    method, path.lstrip("/"), content=None if body is None else json.dumps(body, default=str)
-                )
-            except httpx.TransportError as exc:
-                if attempt <= self._retries:
-                    await asyncio.sleep(self._delay(attempt))
-                    continue
-                raise OrchestrationError(
-                    f"Prefect API at {self.url} unreachable ({type(exc).__name__})"
-                ) from exc
-            if response.status_code in ok:
-                return response
-            if (response.status_code == 429 or response.status_code >= 500) and attempt <= self._retries:
-                retry_after = response.headers.get("Retry-After")
-                delay = float(retry_after) if retry_after else self._delay(attempt)
-                await asyncio.sleep(min(delay, 30.0))
-                continue
-            detail = response.text[:300].replace("\n", " ")
-            raise OrchestrationError(
-                f"Prefect API {method} /{path.lstrip('/')} → {response.status_code}: {detail}"
-            )
+        """One call under the retry policy; what still fails raises OrchestrationError."""
+        content = None if body is None else json.dumps(body, default=str)
+        where = f"{method} /{path.lstrip('/')}"
+        try:
+            async for attempt in retrying.attempts(self._retry, self._classify):
+                with attempt:
+                    response = await self._client.request(method, path.lstrip("/"), content=content)
+                    if response.status_code not in ok and retrying.is_transient_status(response.status_code):
+                        after = retrying.retry_after_seconds(response.headers.get("Retry-After"))
+                        raise retrying.TransientStatus(response.status_code, after)
+        except httpx.TransportError as exc:
+            raise OrchestrationError(f"Prefect API at {self.url} unreachable ({type(exc).__name__})") from exc
+        except retrying.TransientStatus as exc:
+            raise OrchestrationError(f"Prefect API {where} → {exc.status} after retries") from exc
+        if response.status_code in ok:
+            return response
+        detail = response.text[:300].replace("\n", " ")
+        raise OrchestrationError(f"Prefect API {where} → {response.status_code}: {detail}")
 
-    def _delay(self, attempt: int) -> float:
-        # A busy SQLite server answers 503 ("database is locked") in bursts: back off exponentially
-        # (about 45 s over 8 retries) with jitter, so clients that collided do not collide again.
-        return float(min(self._backoff * 2 ** (attempt - 1), self._max_delay) * random.uniform(0.75, 1.25))
+    def _classify(self, failure: BaseException) -> retrying.Verdict:
+        if isinstance(failure, httpx.TransportError):
+            return retrying.BACKOFF
+        if isinstance(failure, retrying.TransientStatus):
+            return failure.retry_after if failure.retry_after is not None else retrying.BACKOFF
+        return None
 
     # ------------------------------------------------------------------ deployments
 
-    async def deployment(self, name: str) -> dict[str, Any]:
+    async def deployment(self, name: str) -> Deployment:
         """Read a deployment by `flow-name/deployment-name`."""
         flow, _, deployment = name.partition("/")
         response = await self._request("GET", f"deployments/name/{flow}/{deployment}", ok=(200, 404))
         if response.status_code == 404:
             raise OrchestrationError(f"deployment {name!r} not found; run `k3sc up` to deploy the flows")
-        data: dict[str, Any] = response.json()
-        self._deployment_ids[name] = str(data["id"])
-        return data
+        found = Deployment.model_validate(response.json())
+        self._deployment_ids[name] = found.id
+        return found
 
     async def deployment_id(self, name: str) -> str:
         if name not in self._deployment_ids:
@@ -168,7 +157,7 @@ class PrefectAPI:
         tags: Iterable[str] = (),
         idempotency_key: str | None = None,
         scheduled_time: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> FlowRun:
         """Create a run of `deployment`; with an idempotency key a repeat returns the same run."""
         body: dict[str, Any] = {"parameters": parameters, "tags": list(tags)}
         if name:
@@ -181,8 +170,7 @@ class PrefectAPI:
         body["state"] = state
         deployment_id = await self.deployment_id(deployment)
         response = await self._request("POST", f"deployments/{deployment_id}/create_flow_run", body=body)
-        result: dict[str, Any] = response.json()
-        return result
+        return FlowRun.model_validate(response.json())
 
     # ------------------------------------------------------------------ flow runs
 
@@ -196,7 +184,7 @@ class PrefectAPI:
         deployment_ids: Sequence[str] = (),
         sort: str = "EXPECTED_START_TIME_DESC",
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[FlowRun]:
         """Filter flow runs, following pages of 200 until `limit` (None = all)."""
         runs_filter: dict[str, Any] = {}
         tags: dict[str, Any] = {}
@@ -212,25 +200,27 @@ class PrefectAPI:
             runs_filter["idempotency_key"] = {"any_": list(idempotency_keys)}
         if deployment_ids:
             runs_filter["deployment_id"] = {"any_": list(deployment_ids)}
-        found: list[dict[str, Any]] = []
+        found: list[FlowRun] = []
         offset = 0
         while True:
             page = PAGE if limit is None else min(PAGE, limit - len(found))
             if page <= 0:
                 return found
             body = {"flow_runs": runs_filter, "sort": sort, "limit": page, "offset": offset}
-            batch = (await self._request("POST", "flow_runs/filter", body=body)).json()
+            batch = [
+                FlowRun.model_validate(r)
+                for r in (await self._request("POST", "flow_runs/filter", body=body)).json()
+            ]
             found.extend(batch)
             if len(batch) < page:
                 return found
             offset += len(batch)
 
-    async def flow_run(self, run_id: str) -> dict[str, Any] | None:
+    async def flow_run(self, run_id: str) -> FlowRun | None:
         response = await self._request("GET", f"flow_runs/{run_id}", ok=(200, 404))
         if response.status_code == 404:
             return None
-        data: dict[str, Any] = response.json()
-        return data
+        return FlowRun.model_validate(response.json())
 
     async def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
         await self._request("PATCH", f"flow_runs/{run_id}", body={"tags": list(tags)})

@@ -14,30 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from k3sc.models import Intent
 from k3sc.orchestration.api import PrefectAPI
 
 STATE_VARIABLE = "k3sc-dispatch-state"
 PAUSE_VARIABLE = "k3sc-paused"
-
-
-class Intent(BaseModel):
-    """A claim the dispatcher is about to make: persisted *before* the label write.
-
-    If the dispatcher dies between claiming on GitHub and submitting the run, the next pass
-    finds the intent and finishes the job with the same idempotency key instead of leaving an
-    orphaned owner label or claiming twice.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    key: str  # the agent run's idempotency key
-    repo: str
-    issue: int
-    kind: str
-    agent: str
-    attempt: int
-    pr: int | None = None
-    origin: str  # the state label the claim replaces
 
 
 class DispatchState(BaseModel):

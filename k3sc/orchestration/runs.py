@@ -16,6 +16,7 @@ from typing import Any
 from k3sc import names
 from k3sc.models import AgentRun, Outcome, RunPhase
 from k3sc.orchestration.api import PrefectAPI
+from k3sc.orchestration.records import FlowRun
 from k3sc.workflow import Dispatch
 
 AGENT_DEPLOYMENT = "k3sc-agent/k3sc-agent"
@@ -34,46 +35,36 @@ _PHASES = {
 }
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A timestamp as Prefect sends it (ISO 8601, maybe with Z), or None."""
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-def to_agent_run(flow_run: dict[str, Any]) -> AgentRun | None:
-    """Build an AgentRun from a flow-run JSON document; None if it is not a k3sc agent run."""
-    tags = tuple(flow_run.get("tags") or ())
-    identity = names.parse_run_tags(tags)
+def to_agent_run(flow_run: FlowRun) -> AgentRun | None:
+    """Build an AgentRun from a flow run; None if it is not a k3sc agent run."""
+    identity = names.parse_run_tags(flow_run.tags)
     if identity is None:
         return None
-    state = flow_run.get("state") or {}
-    parameters = flow_run.get("parameters") or {}
-    pr = parameters.get("pr")
+    state = flow_run.state
+    pr = flow_run.parameters.get("pr")
     outcome = Outcome(identity.outcome) if identity.outcome in set(Outcome) else None
-    created = parse_time(flow_run.get("created"))
-    assert created is not None  # the server always sets it
     return AgentRun(
-        id=str(flow_run["id"]),
+        id=flow_run.id,
         repo=identity.repo,
         issue=identity.issue,
         kind=identity.kind,
         agent=identity.agent,
         attempt=identity.attempt,
-        phase=_PHASES.get(str(state.get("type", "SCHEDULED")), RunPhase.WAITING),
-        created_at=created,
-        started_at=parse_time(flow_run.get("start_time")),
-        ended_at=parse_time(flow_run.get("end_time")),
+        phase=_PHASES.get(flow_run.state_type, RunPhase.WAITING),
+        created_at=flow_run.created,
+        started_at=flow_run.start_time,
+        ended_at=flow_run.end_time,
         handed_off=identity.handed_off,
         outcome=outcome,
-        message=str(state.get("message") or ""),
-        pr=int(pr) if isinstance(pr, int) else None,
-        tags=tags,
-        ran_for=float(flow_run["total_run_time"]) if flow_run.get("total_run_time") is not None else None,
+        message=(state.message or "") if state else "",
+        pr=pr if isinstance(pr, int) and not isinstance(pr, bool) else None,
+        tags=flow_run.tags,
+        ran_for=flow_run.total_run_time,
+        state_name=(state.name or "") if state else "",
     )
 
 
-def _agent_runs(flow_runs: Iterable[dict[str, Any]]) -> list[AgentRun]:
+def _agent_runs(flow_runs: Iterable[FlowRun]) -> list[AgentRun]:
     return [run for fr in flow_runs if (run := to_agent_run(fr)) is not None]
 
 
@@ -102,8 +93,8 @@ async def run_by_key(api: PrefectAPI, keys: Iterable[str]) -> dict[str, AgentRun
     by_key: dict[str, AgentRun] = {}
     for flow_run in found:
         run = to_agent_run(flow_run)
-        if run is not None and flow_run.get("idempotency_key"):
-            by_key[str(flow_run["idempotency_key"])] = run
+        if run is not None and flow_run.idempotency_key:
+            by_key[flow_run.idempotency_key] = run
     return by_key
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from k3sc import config as k3sc_config
-from k3sc import labels, workflow
+from k3sc import decide, evidence, workflow
 from k3sc.config import Config
 from k3sc.errors import ConfigError, OrchestrationError
 from k3sc.orchestration import dispatch_state, runs
@@ -218,10 +218,10 @@ async def reap_stale_runs(api_url: str, *, everything: bool, stale_after: float 
                 deployment_ids=[deployment_id], state_types=["PENDING", "RUNNING", "CANCELLING"]
             )
             for flow_run in live:
-                since = datetime.fromisoformat(str(flow_run.get("start_time") or flow_run["created"]))
+                since = flow_run.start_time or flow_run.created
                 if everything or (now - since).total_seconds() > stale_after:
                     await api.set_state(
-                        flow_run["id"], "CRASHED", message="left running by a k3sc that stopped", force=True
+                        flow_run.id, "CRASHED", message="left running by a k3sc that stopped", force=True
                     )
                     reaped += 1
     return reaped
@@ -244,30 +244,20 @@ def banner(session: Session) -> list[str]:
 # --------------------------------------------------------------------------- waiting
 
 
-async def _issues(session: Session) -> tuple[list[Any], list[Any]]:
+async def is_idle(session: Session) -> bool:
+    """Nothing in flight and nothing the dispatcher would do now (the same decision it makes)."""
     from k3sc.github import GitHubClient
 
-    repos = [r.repo for r in session.config.repos]
-    async with GitHubClient.from_config(session.config, environ=session.github_environ()) as gh:
-        issues = await gh.workflow_issues(repos)
-        pulls = await gh.open_pulls(repos)
-    return list(issues.items), list(pulls.items)
-
-
-async def is_idle(session: Session) -> bool:
-    """Nothing in flight, nothing owned, and nothing the core would dispatch now."""
+    config = session.config
     async with PrefectAPI(session.api_url) as api:
-        repos = {r.repo.key for r in session.config.repos}
-        pending = [r for r in await runs.pending_runs(api) if r.repo.key in repos]
+        pending = [r for r in await runs.pending_runs(api) if config.repo_config(r.repo) is not None]
         if pending:
             return False
-        issues, pulls = await _issues(session)
-        # A claim of ours is still in flight; a human-launched agent's (claude-1) is not ours to wait for.
-        if any(labels.is_slot_owner(workflow.read_labels(i.labels).owner or "") for i in issues):
-            return False
-        history = await runs.runs_for_issues(api, [i.key for i in issues])
-    plan = workflow.plan(issues, history, pulls, session.config, now=datetime.now(UTC))
-    return not plan.dispatches
+        async with GitHubClient.from_config(config, environ=session.github_environ()) as gh:
+            memory = await dispatch_state.load(api)
+            paused = await dispatch_state.paused(api)
+            facts = await evidence.gather(gh, api, config, memory, paused=paused)
+    return decide.decide(facts, config, datetime.now(UTC)).settled
 
 
 def wait_idle(session: Session, timeout: float, say: Say, poll: float = 3.0) -> bool:

@@ -124,4 +124,4 @@ async def _cancel_scheduled_dispatches(api_url: str) -> None:
         for flow_run in await api.flow_runs(
             deployment_ids=[deployment], state_types=["SCHEDULED", "PENDING"]
         ):
-            await api.set_state(flow_run["id"], "CANCELLED", force=True)
+            await api.set_state(flow_run.id, "CANCELLED", force=True)

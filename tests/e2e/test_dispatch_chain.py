@@ -12,12 +12,12 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from k3sc.orchestration import dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI
+from k3sc.orchestration.records import FlowRun
 from tests.e2e.helpers import deployed_world
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +44,7 @@ def test_idle_scans_back_off_work_resets_and_the_chain_has_one_link(
 
         def scan(
             mode: str = "scheduled",
-        ) -> tuple[dispatch_state.DispatchState, list[dict[str, Any]], datetime]:
+        ) -> tuple[dispatch_state.DispatchState, list[FlowRun], datetime]:
             began = datetime.now(UTC)
             proc = subprocess.run(
                 [sys.executable, "-c", SCAN, mode],
@@ -83,7 +83,7 @@ def test_idle_scans_back_off_work_resets_and_the_chain_has_one_link(
         asyncio.run(_reset(prefect_api_url))
 
 
-async def _state(api_url: str) -> tuple[dispatch_state.DispatchState, list[dict[str, Any]]]:
+async def _state(api_url: str) -> tuple[dispatch_state.DispatchState, list[FlowRun]]:
     async with PrefectAPI(api_url) as api:
         state = await dispatch_state.load(api)
         deployment = await api.deployment_id(runs.DISPATCH_DEPLOYMENT)
@@ -93,9 +93,9 @@ async def _state(api_url: str) -> tuple[dispatch_state.DispatchState, list[dict[
     return state, chain
 
 
-def _scheduled(flow_run: dict[str, Any]) -> datetime:
-    value = flow_run["state"]["state_details"]["scheduled_time"]
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+def _scheduled(flow_run: FlowRun) -> datetime:
+    assert flow_run.scheduled_time is not None
+    return flow_run.scheduled_time
 
 
 async def _reset(api_url: str) -> None:
@@ -107,4 +107,4 @@ async def _reset(api_url: str) -> None:
             for flow_run in await api.flow_runs(
                 deployment_ids=[deployment], state_types=["SCHEDULED", "PENDING"]
             ):
-                await api.set_state(flow_run["id"], "CANCELLED", force=True)
+                await api.set_state(flow_run.id, "CANCELLED", force=True)

@@ -63,9 +63,9 @@ async def _start_silent_run(api_url: str, deployment: str) -> tuple[str, float]:
             tags=["k3sc-test-zombie"],
             scheduled_time=datetime.now(UTC) + timedelta(days=1),  # no worker must pick it up
         )
-        assert await api.set_state(created["id"], "PENDING", force=True) == "ACCEPT"
-        assert await api.set_state(created["id"], "RUNNING", force=True) == "ACCEPT"
-        return str(created["id"]), time.monotonic()
+        assert await api.set_state(created.id, "PENDING", force=True) == "ACCEPT"
+        assert await api.set_state(created.id, "RUNNING", force=True) == "ACCEPT"
+        return created.id, time.monotonic()
 
 
 async def _wait_for_crash(api_url: str, run_id: str, within: float) -> tuple[str, str]:
@@ -73,7 +73,7 @@ async def _wait_for_crash(api_url: str, run_id: str, within: float) -> tuple[str
     async with PrefectAPI(api_url) as api:
         while True:
             run = await api.flow_run(run_id)
-            state = (run or {}).get("state") or {}
-            if state.get("type") == "CRASHED" or time.monotonic() > deadline:
-                return str(state.get("type")), str(state.get("message"))
+            state = run.state if run else None
+            if (state and state.type == "CRASHED") or time.monotonic() > deadline:
+                return str(state.type if state else None), str(state.message if state else None)
             await asyncio.sleep(2)

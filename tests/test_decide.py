@@ -1,0 +1,332 @@
+"""Table tests for the one decision a dispatch pass makes: intents, hand-offs, orphans, then the plan.
+
+Every rule the dispatcher applies is reached here in milliseconds, from facts alone; the end-to-end
+tests only prove that the pieces meet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from k3sc import decide, labels
+from k3sc.decide import Facts, Finished, IntentCheck
+from k3sc.handoff import Evidence
+from k3sc.labels import Kind
+from k3sc.models import AgentRun, Intent, Issue, Outcome, Pull, RunPhase, Snapshot
+from tests.builders import API, NOW, make_config, make_issue, make_run
+
+CONFIG = make_config(families=["claude", "codex"])
+NO_BRANCH = Evidence("issue-1", branch_exists=False)
+PUSHED = Evidence("issue-1", branch_exists=True, pr=11)
+REVIEWED = Evidence("issue-1", pr=11, review_posted=True)
+
+
+def ended(
+    kind: Kind = Kind.IMPLEMENT,
+    phase: RunPhase = RunPhase.COMPLETED,
+    *,
+    agent: str = "claude-a",
+    attempt: int = 1,
+    ran_for: float | None = 40.0,
+    message: str = "",
+) -> AgentRun:
+    """An attempt that ended and is not handed off yet."""
+    run = make_run(1, kind=kind, agent=agent, attempt=attempt, phase=phase, handed_off=False, minutes_ago=5)
+    return replace(run, started_at=run.created_at, ran_for=ran_for, message=message)
+
+
+def failed_before(attempt: int) -> AgentRun:
+    return make_run(1, attempt=attempt, outcome=Outcome.FAILURE, minutes_ago=60 - attempt)
+
+
+def pull(number: int = 11, issue: int = 1) -> Pull:
+    return Pull(API, number, f"issue-{issue}", issue, None, False)
+
+
+def facts(
+    issues: list[Issue],
+    runs: list[AgentRun] = (),  # type: ignore[assignment]
+    *,
+    finished: list[Finished] = (),  # type: ignore[assignment]
+    intents: list[IntentCheck] = (),  # type: ignore[assignment]
+    pulls: list[Pull] = (),  # type: ignore[assignment]
+    seen: dict[str, timedelta] | None = None,
+    paused: bool = False,
+    held: frozenset[str] = frozenset(),
+) -> Facts:
+    return Facts(
+        snapshot=Snapshot(tuple(issues), tuple(pulls)),
+        runs=tuple(runs),
+        finished=tuple(finished),
+        intents=tuple(intents),
+        orphans_seen={key: NOW - ago for key, ago in (seen or {}).items()},
+        paused=paused,
+        held=held,
+    )
+
+
+def finish(run: AgentRun, evidence: Evidence, issue_labels: tuple[str, ...] | None = None) -> Finished:
+    return Finished(run, evidence, issue_labels if issue_labels is not None else (run.agent,), True)
+
+
+def actions(decisions: decide.Decisions) -> list[tuple[str, str, str | None]]:
+    return [(r.issue, r.action, r.agent) for r in decisions.rows() if r.action != "skip"]
+
+
+ISSUE = "acme/api#1"
+
+
+# --------------------------------------------------------------------------- hand-offs
+
+
+@pytest.mark.parametrize(
+    ("run", "evidence", "history", "outcome", "label", "commented"),
+    [
+        pytest.param(ended(), PUSHED, [], Outcome.SUCCESS, "needs-review", False,
+                     id="an implementation with branch and PR goes to needs-review"),
+        pytest.param(ended(), NO_BRANCH, [], Outcome.FAILURE, "ready", False,
+                     id="a first failed implementation goes back to ready"),
+        pytest.param(ended(attempt=3), NO_BRANCH, [failed_before(1), failed_before(2)], Outcome.FAILURE,
+                     "needs-human", True, id="the third failure within task_ttl escalates to a human"),
+        pytest.param(ended(attempt=3), NO_BRANCH,
+                     [replace(failed_before(1), created_at=NOW - timedelta(days=2)), failed_before(2)],
+                     Outcome.FAILURE, "ready", False, id="failures older than task_ttl do not count"),
+        pytest.param(ended(phase=RunPhase.CRASHED, ran_for=0.0, message="worker could not start it"),
+                     PUSHED, [], Outcome.ERROR, "ready", False,
+                     id="an attempt that never started is retried without a comment"),
+        pytest.param(ended(phase=RunPhase.CRASHED, ran_for=0.0, attempt=3), PUSHED,
+                     [replace(make_run(1, attempt=a, outcome=Outcome.ERROR), ran_for=0.0) for a in (1, 2)],
+                     Outcome.FAILURE, "ready", False, id="the third attempt in a row that never started counts"),
+        pytest.param(ended(phase=RunPhase.CRASHED, ran_for=31.0, message="pod vanished"), PUSHED, [],
+                     Outcome.FAILURE, "ready", False, id="an attempt that ran and crashed is a failure"),
+        pytest.param(ended(Kind.REVIEW, agent="codex-a"), REVIEWED, [make_run(1)], Outcome.SUCCESS,
+                     "needs-human", False, id="a posted review lands at needs-human"),
+        pytest.param(ended(Kind.REVIEW, agent="codex-a"), Evidence("issue-1", pr=11, review_posted=False),
+                     [make_run(1)], Outcome.FAILURE, "needs-human", True,
+                     id="a review that posted nothing escalates to a human with a comment"),
+    ],
+)  # fmt: skip
+def test_hand_off_outcomes(
+    run: AgentRun, evidence: Evidence, history: list[AgentRun], outcome: Outcome, label: str, commented: bool
+) -> None:
+    issue = make_issue(1, (run.agent,))
+    decisions = decide.decide(facts([issue], [*history, run], finished=[finish(run, evidence)]), CONFIG, NOW)
+    (handoff,) = decisions.handoffs
+    assert (handoff.verdict.outcome, handoff.labels) == (outcome, (label,))
+    assert bool(handoff.verdict.transition.comment) is commented
+    assert handoff.comment_key == f"handoff:{run.id}"
+
+
+@pytest.mark.parametrize(
+    ("issue_labels", "issue_open", "note"),
+    [
+        pytest.param(("codex-b",), True, "issue held by codex-b; labels left alone", id="a human gave it to another agent"),
+        pytest.param(("ready",), True, "issue no longer claimed; labels left alone", id="a human put it back to ready"),
+        pytest.param(("claude-a",), False, "issue is closed or gone", id="the issue was closed meanwhile"),
+        pytest.param(None, False, "issue is closed or gone", id="the issue was deleted"),
+    ],
+)  # fmt: skip
+def test_a_hand_off_writes_labels_only_while_the_run_holds_the_issue(
+    issue_labels: tuple[str, ...] | None, issue_open: bool, note: str
+) -> None:
+    run = ended()
+    finished = Finished(run, NO_BRANCH, issue_labels, issue_open)
+    decisions = decide.decide(facts([make_issue(1, ("claude-a",))], [run], finished=[finished]), CONFIG, NOW)
+    (handoff,) = decisions.handoffs
+    assert handoff.labels is None and handoff.verdict.note == note
+    assert handoff.verdict.outcome is Outcome.FAILURE  # still recorded on the run
+
+
+def test_a_successful_implementation_is_reviewed_by_another_agent_in_the_same_pass() -> None:
+    run = ended(agent="claude-a")
+    decisions = decide.decide(
+        facts([make_issue(1, ("claude-a",))], [run], finished=[finish(run, PUSHED)], pulls=[pull()]),
+        CONFIG,
+        NOW,
+    )
+    (review,) = decisions.plan.dispatches
+    assert (review.kind, review.pr) == (Kind.REVIEW, 11)
+    assert review.agent != "claude-a"
+    assert review.issue.labels == ("needs-review",)
+
+
+def test_a_run_whose_hand_off_failed_keeps_its_slot_and_issue() -> None:
+    run = ended(agent="claude-a")
+    ready = make_issue(2, ("ready",))
+    decisions = decide.decide(
+        facts(
+            [make_issue(1, ("claude-a",)), ready],
+            [run],
+            finished=[finish(run, PUSHED)],
+            held=frozenset({run.id}),
+        ),
+        make_config(max_slots=1),
+        NOW,
+    )
+    assert decisions.handoffs == ()
+    assert decisions.orphans == ()  # held by a run still pending
+    assert [s.refusal.value for s in decisions.plan.skips if s.issue.number == 2] == ["no free slot"]
+
+
+def test_a_failed_implementation_is_retried_in_the_same_pass_with_the_next_attempt() -> None:
+    run = ended(agent="claude-a")
+    decisions = decide.decide(
+        facts([make_issue(1, ("claude-a",))], [run], finished=[finish(run, NO_BRANCH)]), CONFIG, NOW
+    )
+    (retry,) = decisions.plan.dispatches
+    assert (retry.kind, retry.attempt) == (Kind.IMPLEMENT, 2)
+
+
+def test_finished_runs_of_one_issue_are_handed_off_oldest_first_each_seeing_the_last() -> None:
+    first = replace(ended(attempt=1), created_at=NOW - timedelta(minutes=9))
+    second = replace(ended(attempt=2), id="second")
+    decisions = decide.decide(
+        facts([make_issue(1, ("claude-a",))], [first, second],
+              finished=[finish(second, NO_BRANCH), finish(first, NO_BRANCH)]),
+        CONFIG,
+        NOW,
+    )  # fmt: skip
+    assert [h.run.attempt for h in decisions.handoffs] == [1, 2]
+
+
+# --------------------------------------------------------------------------- orphans
+
+
+@pytest.mark.parametrize(
+    ("labels_", "runs", "seen", "pulls", "expected"),
+    [
+        pytest.param(("claude-a",), [], None, [], [(ISSUE, "watch", "claude-a")],
+                     id="a fresh orphan is watched, not reaped"),
+        pytest.param(("claude-a",), [], {ISSUE: timedelta(minutes=9)}, [], [(ISSUE, "watch", "claude-a")],
+                     id="an orphan within the grace period is still watched"),
+        pytest.param(("claude-a",), [], {ISSUE: timedelta(minutes=10)}, [],
+                     [(ISSUE, "orphan", "claude-a"), (ISSUE, "implement", "claude-a")],
+                     id="an orphan past the grace goes back to ready and is dispatched again"),
+        pytest.param(("claude-a",), [], {ISSUE: timedelta(hours=1)}, [pull()], [(ISSUE, "orphan", "claude-a")],
+                     id="an orphan with an open PR was a lost review and goes to a human"),
+        pytest.param(("claude-1",), [], {ISSUE: timedelta(hours=1)}, [], [],
+                     id="a human-launched agent's claim is never an orphan"),
+        pytest.param(("claude-a",), [make_run(1, phase=RunPhase.RUNNING, handed_off=False)],
+                     {ISSUE: timedelta(hours=1)}, [], [], id="an issue with a live run is no orphan"),
+        pytest.param(("ready",), [], {ISSUE: timedelta(hours=1)}, [], [(ISSUE, "implement", "claude-a")],
+                     id="an issue that lost its owner label is no orphan and its sighting is forgotten"),
+    ],
+)  # fmt: skip
+def test_orphans(
+    labels_: tuple[str, ...],
+    runs: list[AgentRun],
+    seen: dict[str, timedelta] | None,
+    pulls: list[Pull],
+    expected: list[tuple[str, str, str | None]],
+) -> None:
+    decisions = decide.decide(facts([make_issue(1, labels_)], runs, seen=seen, pulls=pulls), CONFIG, NOW)
+    assert actions(decisions) == expected
+    watched = [o for o in decisions.orphans if o.transition is None]
+    assert decisions.orphans_seen == {o.issue.key: o.first_seen for o in watched}
+
+
+def test_a_reaped_orphan_with_a_pr_goes_to_needs_human_with_a_comment() -> None:
+    decisions = decide.decide(
+        facts([make_issue(1, ("codex-b",))], seen={ISSUE: timedelta(hours=1)}, pulls=[pull()]), CONFIG, NOW
+    )
+    (orphan,) = decisions.reaped
+    assert orphan.transition is not None and orphan.transition.label == labels.NEEDS_HUMAN
+    assert orphan.transition.comment and "codex-b" in orphan.transition.comment
+
+
+# --------------------------------------------------------------------------- intents
+
+
+def intent(agent: str = "claude-a", repo: str = "acme/api") -> Intent:
+    return Intent(key="k3sc/acme/api#1/implement/1", repo=repo, issue=1, kind="implement", agent=agent,
+                  attempt=1, origin="ready")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("check", "action", "kept"),
+    [
+        pytest.param(IntentCheck(intent(), run_created=True), "forget-intent", False,
+                     id="a claim whose run exists only lost its bookkeeping"),
+        pytest.param(IntentCheck(intent(), False, make_issue(1, ("claude-a",)), True), "recover", False,
+                     id="a claim that landed without a run gets its run submitted"),
+        pytest.param(IntentCheck(intent(), False, make_issue(1, ("ready",)), True), "forget-intent", False,
+                     id="a claim that never landed is forgotten"),
+        pytest.param(IntentCheck(intent(), False, make_issue(1, ("codex-b",)), True), "forget-intent", False,
+                     id="a claim someone else won is forgotten"),
+        pytest.param(IntentCheck(intent(), False, make_issue(1, ("claude-a",)), False), "forget-intent", False,
+                     id="a claim on an issue closed since is forgotten"),
+        pytest.param(IntentCheck(intent(), False, unreadable="503"), "keep-intent", True,
+                     id="a claim that cannot be checked yet is kept"),
+        pytest.param(IntentCheck(intent(repo="gone/repo"), False, unreadable="404"), "forget-intent", False,
+                     id="a claim in a repo no longer configured is forgotten"),
+    ],
+)  # fmt: skip
+def test_intents(check: IntentCheck, action: str, kept: bool) -> None:
+    issues = [check.issue] if check.issue is not None else []
+    decisions = decide.decide(facts(issues, intents=[check]), CONFIG, NOW)
+    (recovery,) = decisions.recoveries
+    assert decide._recovery_row(recovery).action == action
+    assert (decisions.intents_kept == [check.intent]) is kept
+
+
+def test_a_recovered_claim_is_no_orphan_and_holds_its_slot() -> None:
+    check = IntentCheck(intent("claude-a"), False, make_issue(1, ("claude-a",)), True)
+    other = make_issue(2, ("ready",))
+    decisions = decide.decide(
+        facts([check.issue, other], intents=[check], seen={ISSUE: timedelta(hours=1)}),  # type: ignore[list-item]
+        make_config(max_slots=1),
+        NOW,
+    )
+    assert decisions.orphans == ()
+    assert [s.refusal.value for s in decisions.plan.skips if s.issue.number == 2] == ["no free slot"]
+    (submitted,) = decisions.submissions
+    assert submitted.dispatch is not None and submitted.dispatch.agent == "claude-a"
+
+
+def test_a_kept_intent_shields_its_issue_from_the_orphan_reaper() -> None:
+    check = IntentCheck(intent("claude-a"), False, unreadable="timeout")
+    decisions = decide.decide(
+        facts([make_issue(1, ("claude-a",))], intents=[check], seen={ISSUE: timedelta(hours=1)}), CONFIG, NOW
+    )
+    assert decisions.orphans == () and decisions.intents_kept == [check.intent]
+
+
+# --------------------------------------------------------------------------- the pass as a whole
+
+
+def test_paused_hands_off_and_reaps_but_claims_nothing() -> None:
+    run = ended()
+    decisions = decide.decide(
+        facts(
+            [make_issue(1, ("claude-a",)), make_issue(2, ("codex-c",)), make_issue(3, ("ready",))],
+            [run],
+            finished=[finish(run, PUSHED)],
+            seen={"acme/api#2": timedelta(hours=1)},
+            paused=True,
+        ),
+        CONFIG,
+        NOW,
+    )
+    assert len(decisions.handoffs) == 1 and len(decisions.reaped) == 1
+    assert decisions.plan.decisions == ()
+
+
+@pytest.mark.parametrize(
+    ("the_facts", "settled", "busy"),
+    [
+        pytest.param(facts([make_issue(1, ("needs-human",))]), True, False, id="only finished work is settled"),
+        pytest.param(facts([make_issue(1, ("ready",))]), False, True, id="an eligible issue is work"),
+        pytest.param(facts([make_issue(1, ("claude-a",))]), False, False,
+                     id="a watched orphan is not settled but not busy either"),
+        pytest.param(facts([make_issue(1, ("claude-a",))], [make_run(1, phase=RunPhase.RUNNING, handed_off=False)]),
+                     False, True, id="a running agent keeps the dispatcher busy"),
+        pytest.param(facts([make_issue(1, ("ready",), author="mallory")]), True, False,
+                     id="an untrusted issue is settled: nothing will ever happen to it"),
+    ],
+)  # fmt: skip
+def test_settled_and_busy(the_facts: Facts, settled: bool, busy: bool) -> None:
+    decisions = decide.decide(the_facts, CONFIG, NOW)
+    assert (decisions.settled, decisions.busy) == (settled, busy)
