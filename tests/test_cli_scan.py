@@ -1,4 +1,4 @@
-"""`k3sc scan` against the fake GitHub: it shows exactly what `workflow.plan` decides, with reasons."""
+"""`k3sc scan` against the fake GitHub: it shows exactly what `decide.decide` decides, with reasons."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from k3sc import workflow
+from k3sc import decide, workflow
 from k3sc.config import Config
 from k3sc.github import GitHubClient
-from k3sc.models import Repo
+from k3sc.models import Repo, Snapshot
 from tests.cli_helpers import invoke
 from tests.fixtures.github import FAKE_GITHUB_TOKEN, ContractCheckedFakeGitHub
 
@@ -61,7 +61,7 @@ def env(fake: ContractCheckedFakeGitHub, **extra: str | None) -> dict[str, str |
 
 
 def core_decisions(fake: ContractCheckedFakeGitHub) -> dict[tuple[str, int], tuple[bool, str | None]]:
-    """What `workflow.plan` decides on the same GitHub state, read independently of the CLI."""
+    """What `decide.decide` plans on the same GitHub state, read independently of the CLI."""
     config = Config.model_validate({"repos": REPOS, "allowed_authors": ["alice"], "github_api_url": fake.url})
     environ = {**os.environ, "GITHUB_TOKEN": FAKE_GITHUB_TOKEN}
 
@@ -70,7 +70,8 @@ def core_decisions(fake: ContractCheckedFakeGitHub) -> dict[tuple[str, int], tup
             repos = [Repo.parse(r) for r in REPOS]
             issues = (await gh.workflow_issues(repos)).items
             pulls = (await gh.open_pulls(repos)).items
-        return workflow.plan(issues, [], pulls, config, now=datetime.now(UTC))
+        facts = decide.Facts(snapshot=Snapshot(issues, pulls), runs=())
+        return decide.decide(facts, config, datetime.now(UTC)).plan
 
     plan = asyncio.run(read())
     return {
@@ -85,7 +86,7 @@ def core_decisions(fake: ContractCheckedFakeGitHub) -> dict[tuple[str, int], tup
 def test_json_shows_exactly_what_the_core_decides(world: ContractCheckedFakeGitHub) -> None:
     result = invoke(["scan", "--json"], env=env(world))
     report = json.loads(result.stdout)
-    assert set(report) == {"issues", "pulls", "rate", "errors"}
+    assert set(report) == {"issues", "pending", "pulls", "rate", "errors"}
     shown = {(i["repo"], i["number"]): (i["eligible"], i["reason"]) for i in report["issues"]}
     assert shown == core_decisions(world)
     assert shown == {
@@ -98,6 +99,10 @@ def test_json_shows_exactly_what_the_core_decides(world: ContractCheckedFakeGitH
     }
     owned = next(i for i in report["issues"] if i["title"] == "owned-by-claude-b")
     assert (owned["state"], owned["owner"], owned["author"]) == ("owned", "claude-b", "alice")
+    # Held by a slot label with no run behind it: the next scan watches it as a possible orphan.
+    assert [(p["issue"], p["action"], p["agent"]) for p in report["pending"]] == [
+        ("acme/api#4", "watch", "claude-b")
+    ]
     assert owned["url"].endswith("/acme/api/issues/4")
     assert report["pulls"] == [
         {

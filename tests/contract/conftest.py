@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from githubkit import GitHub
 from githubkit.cache import MemCacheStrategy
@@ -49,6 +50,21 @@ def gh(fake_github: ContractCheckedFakeGitHub) -> Iterator[GitHub[Any]]:
     fake_github.add_repo("acme", "api")
     with client(fake_github) as github:
         yield github
+
+
+@pytest.fixture
+def http(fake_github: ContractCheckedFakeGitHub) -> Iterator[httpx.Client]:
+    """A plain httpx client on the fake with the repo acme/api created, so headers are ours to set."""
+    fake_github.add_repo("acme", "api")
+    with httpx.Client(
+        base_url=fake_github.url, headers={"Authorization": f"token {fake_github.token}"}, trust_env=False
+    ) as http:
+        yield http
+
+
+def add_ready_issue(fake: ContractCheckedFakeGitHub) -> int:
+    """Issue #1 of acme/api, labelled ready (after `http` created the repo)."""
+    return fake.add_issue("acme", "api", title="ready-for-an-agent", author="alice", labels=["ready"])
 
 
 @pytest.fixture

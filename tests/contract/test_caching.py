@@ -7,26 +7,21 @@ matching If-None-Match with a body-less 304 that does not count against the limi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from githubkit import GitHub
 
-from tests.contract.conftest import client
+from tests.contract.conftest import add_ready_issue, client
 from tests.fixtures.github import ContractCheckedFakeGitHub
 
 
 @pytest.fixture
-def http(fake_github: ContractCheckedFakeGitHub) -> Iterator[httpx.Client]:
-    """A plain httpx client on the fake (acme/api, issue #1 labelled ready), so headers are ours to set."""
-    fake_github.add_repo("acme", "api")
-    fake_github.add_issue("acme", "api", title="ready-for-an-agent", author="alice", labels=["ready"])
-    with httpx.Client(
-        base_url=fake_github.url, headers={"Authorization": f"token {fake_github.token}"}, trust_env=False
-    ) as http:
-        yield http
+def http(http: httpx.Client, fake_github: ContractCheckedFakeGitHub) -> httpx.Client:
+    """The contract client, with acme/api#1 labelled ready."""
+    add_ready_issue(fake_github)
+    return http
 
 
 def _remaining(response: httpx.Response) -> int:

@@ -7,7 +7,7 @@ a primary limit by exactly those. Each case is checked on the wire and through g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from githubkit.exception import (
 )
 from githubkit.retry import RETRY_DEFAULT, RetryOption
 
-from tests.contract.conftest import client
+from tests.contract.conftest import add_ready_issue, client
 from tests.fixtures.github import ContractCheckedFakeGitHub
 
 ISSUES = "/repos/acme/api/issues"
@@ -40,13 +40,10 @@ class Clock:
 
 
 @pytest.fixture
-def http(fake_github: ContractCheckedFakeGitHub) -> Iterator[httpx.Client]:
-    fake_github.add_repo("acme", "api")
-    fake_github.add_issue("acme", "api", title="ready-for-an-agent", author="alice", labels=["ready"])
-    with httpx.Client(
-        base_url=fake_github.url, headers={"Authorization": f"token {fake_github.token}"}, trust_env=False
-    ) as http:
-        yield http
+def http(http: httpx.Client, fake_github: ContractCheckedFakeGitHub) -> httpx.Client:
+    """The contract client, with acme/api#1 labelled ready."""
+    add_ready_issue(fake_github)
+    return http
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ record a test can read as a story: the label history per issue and a human-reada
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,15 +15,6 @@ import pytest
 from tests.fixtures.github import ContractCheckedFakeGitHub
 
 LABELS = "/repos/acme/api/issues/1/labels"
-
-
-@pytest.fixture
-def http(fake_github: ContractCheckedFakeGitHub) -> Iterator[httpx.Client]:
-    fake_github.add_repo("acme", "api")
-    with httpx.Client(
-        base_url=fake_github.url, headers={"Authorization": f"token {fake_github.token}"}, trust_env=False
-    ) as http:
-        yield http
 
 
 @pytest.mark.parametrize(

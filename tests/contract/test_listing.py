@@ -7,7 +7,6 @@ real absolute Link headers past 100 items, pull requests mixed into the issue li
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,15 +16,6 @@ from githubkit import GitHub
 
 from tests.contract.conftest import PushBranch
 from tests.fixtures.github import ContractCheckedFakeGitHub
-
-
-@pytest.fixture
-def http(fake_github: ContractCheckedFakeGitHub) -> Iterator[httpx.Client]:
-    fake_github.add_repo("acme", "api")
-    with httpx.Client(
-        base_url=fake_github.url, headers={"Authorization": f"token {fake_github.token}"}, trust_env=False
-    ) as http:
-        yield http
 
 
 def _rels(response: httpx.Response) -> dict[str, str]:

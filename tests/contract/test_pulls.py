@@ -7,7 +7,6 @@ an open pull request, or holds nothing new.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,18 +14,15 @@ import pytest
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from tests.contract.conftest import PushBranch
+from tests.contract.conftest import PushBranch, add_ready_issue
 from tests.fixtures.github import ContractCheckedFakeGitHub
 
 
 @pytest.fixture
-def http(fake_github: ContractCheckedFakeGitHub) -> Iterator[httpx.Client]:
-    fake_github.add_repo("acme", "api")
-    fake_github.add_issue("acme", "api", title="ready-for-an-agent", author="alice", labels=["ready"])
-    with httpx.Client(
-        base_url=fake_github.url, headers={"Authorization": f"token {fake_github.token}"}, trust_env=False
-    ) as http:
-        yield http
+def http(http: httpx.Client, fake_github: ContractCheckedFakeGitHub) -> httpx.Client:
+    """The contract client, with acme/api#1 labelled ready."""
+    add_ready_issue(fake_github)
+    return http
 
 
 def _open(http: httpx.Client, head: str, base: str = "main") -> httpx.Response:
