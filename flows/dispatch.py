@@ -14,7 +14,7 @@ at the end, and a trigger that collided with this run is answered by another pas
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -47,12 +47,17 @@ class Report:
     errors: list[str] = field(default_factory=list)
     held: set[str] = field(default_factory=set)  # runs whose hand-off failed: left for the next scan
     busy: bool = False
-    last: decide.Decisions | None = None
+    passes: list[decide.Decisions] = field(default_factory=list)
     next_due: datetime | None = None
+
+    @property
+    def last(self) -> decide.Decisions | None:
+        return self.passes[-1] if self.passes else None
 
     def summary(self) -> dict[str, Any]:
         rows = self.last.rows() if self.last else []
         return {
+            "decisions": [[asdict(r) for r in p.rows()] for p in self.passes],
             "handed_off": self.handed_off,
             "dispatched": self.dispatched,
             "orphans": self.orphans,
@@ -116,7 +121,8 @@ async def one_pass(svc: Services, memory: DispatchState, report: Report) -> Disp
         log.warning("scan: %s", failure)
         report.errors.append(str(failure))
     decisions = decide.decide(facts, svc.config, steps.now())
-    report.last, report.busy = decisions, report.busy or decisions.busy
+    report.passes.append(decisions)
+    report.busy = report.busy or decisions.busy
     memory = await recover(svc, decisions, memory, report)
     handoffs_ok = await hand_off(svc, decisions, report)
     memory = await reap(svc, decisions, memory, report)

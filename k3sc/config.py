@@ -164,8 +164,8 @@ _GH_RULE = re.compile(r"^[a-z-]+:[a-z-]+(,[a-z-]+)*$")
 
 class SafetyConfig(_Section):
     branch_pattern: str = "issue-{N}"
-    # The original's default lacked `comment`, so the hand-off and review comments its own
-    # instructions ask for were refused (reference §11); ours allows them.
+    # The Go original's default lacked `comment`, which refused the review and hand-off
+    # comments its own agent instructions ask for; this default allows them.
     gh_allowed: tuple[str, ...] = (
         "auth:status",
         "issue:view,list,edit,comment",
@@ -258,7 +258,7 @@ def _default_workspace_root() -> Path:
 
 
 class Config(_Section):
-    """Every field of the original `~/.k3sc.yaml` (reference §7) plus k3sc's own additions."""
+    """Every field of the Go original's `~/.k3sc.yaml`, with its defaults, plus k3sc's own additions."""
 
     namespace: str = Field("claude-agents", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     max_slots: WholeNumber = Field(5, ge=1, le=MAX_SLOT_LETTERS)

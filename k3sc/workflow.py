@@ -76,7 +76,7 @@ class Transition:
 
 
 def transition(kind: Kind, outcome: Outcome, failures: int, reason: str = "") -> Transition:
-    """The transition table of reference §3.3.
+    """Where a finished attempt sends its issue: the label diagram's transition table.
 
     `failures` counts failed implementation attempts of this issue *including* this one
     when it failed. A failed review never loops back to review: it escalates to a human.

@@ -2,7 +2,7 @@
 
 import os
 
-# Nothing k3sc starts in tests may phone home (reference/prefect.md §10).
+# Nothing k3sc starts in tests may phone home: Prefect's telemetry is off.
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 

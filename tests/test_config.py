@@ -1,4 +1,4 @@
-"""The config file's contract: defaults equal the Go original's (reference §7), and anything malformed is
+"""The config file's contract: defaults equal the Go original's, and anything malformed is
 a ConfigError naming the file, the key path and what was expected, never silently a default.
 
 Every table reads a real YAML file through `config.load(path, environ)`; the environment is passed in

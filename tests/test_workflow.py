@@ -68,7 +68,7 @@ def test_is_workflow_issue(labels: list[str], visible: bool) -> None:
     assert workflow.is_workflow_issue(labels) is visible
 
 
-# --------------------------------------------------------------------------- transition (reference §3.3)
+# --------------------------------------------------------------------------- transition
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ A change is one `PUT …/issues/N/labels` carrying the whole set (workflow label
 other label kept), then a re-read that confirms it. Claims are conditional: re-read, refuse with
 `Conflict` if the issue moved on, write, re-read, and take our label back off if another owner
 showed up in between. The Go original deleted labels one call at a time and never checked, which
-left issues with no workflow label or two owners (reference §11.2).
+left issues with no workflow label or two owners.
 
 GitHub has no compare-and-swap for labels, so a label a human adds in the milliseconds between our
 read and our PUT is lost; the re-read catches every change to workflow labels, which is what matters.
