@@ -44,6 +44,7 @@ class Report:
     dispatched: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
+    leases: list[str] = field(default_factory=list)  # expired review leases removed
     errors: list[str] = field(default_factory=list)
     held: set[str] = field(default_factory=set)  # runs whose hand-off failed: left for the next scan
     busy: bool = False
@@ -62,6 +63,7 @@ class Report:
             "dispatched": self.dispatched,
             "orphans": self.orphans,
             "recovered": self.recovered,
+            "expired_leases": self.leases,
             "errors": self.errors,
             "skipped": [{"issue": r.issue, "reason": r.reason} for r in rows if r.action == "skip"],
             "active_runs": self.last.active_runs if self.last else 0,
@@ -82,9 +84,7 @@ async def dispatch(force: bool = False) -> dict[str, Any]:
         # Chain first: whatever happens below, a next scan exists.
         pessimistic = next_due(svc.config, backoff.after_scan(idle_before, busy=False), started)
         memory = await steps.schedule_next_scan(svc, memory, own_id, pessimistic, move=False)
-        report = Report(paused=await dispatch_state.paused(svc.api))
-        if report.paused:
-            log.info("paused: finished runs are handed off, no new work is claimed")
+        report = Report()
         try:
             for _ in range(MAX_PASSES):
                 pass_started = steps.now()
@@ -116,13 +116,21 @@ async def dispatch(force: bool = False) -> dict[str, Any]:
 async def one_pass(svc: Services, memory: DispatchState, report: Report) -> DispatchState:
     """Gather the facts, decide once, carry the decisions out in the label diagram's order."""
     log = get_run_logger()
-    facts = await steps.gather(svc, memory, report.paused, frozenset(report.held))
+    facts = await steps.gather(svc, memory, frozenset(report.held))
+    if facts.paused and not report.paused:
+        log.info("paused: finished runs are handed off, no new work is claimed")
+    report.paused = facts.paused
     for failure in facts.snapshot.failures:
         log.warning("scan: %s", failure)
         report.errors.append(str(failure))
     decisions = decide.decide(facts, svc.config, steps.now())
     report.passes.append(decisions)
     report.busy = report.busy or decisions.busy
+    for lease in decisions.expired:
+        try:
+            report.leases.append(await steps.expire_lease(svc, lease))
+        except K3scError as exc:
+            report.errors.append(f"{lease.pr_key}: removing the expired review lease failed: {exc}")
     memory = await recover(svc, decisions, memory, report)
     handoffs_ok = await hand_off(svc, decisions, report)
     memory = await reap(svc, decisions, memory, report)
@@ -242,6 +250,7 @@ def render(report: Report) -> str:
         ("Dispatched", report.dispatched),
         ("Orphaned claims", report.orphans),
         ("Recovered claims", report.recovered),
+        ("Expired review leases", report.leases),
         ("Errors", report.errors),
     ):
         if items:

@@ -23,11 +23,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from k3sc import handoff, labels, workflow
+from k3sc import handoff, labels, leases, workflow
 from k3sc.config import Config
 from k3sc.labels import Kind
+from k3sc.leases import Lease
 from k3sc.models import AgentRun, Intent, Issue, Outcome, Repo, RunPhase, Snapshot
-from k3sc.workflow import Dispatch, History, Plan, Transition
+from k3sc.workflow import Dispatch, History, Plan, Transition, Unavailable
 
 # --------------------------------------------------------------------------- facts
 
@@ -66,6 +67,9 @@ class Facts:
     paused: bool = False
     # Runs whose hand-off failed earlier in this dispatch run: left pending, holding their slot.
     held: frozenset[str] = frozenset()
+    leases: tuple[Lease, ...] = ()
+    unavailable: Mapping[str, Unavailable] = field(default_factory=dict)  # families disabled or parked
+    max_slots: int | None = None  # `k3sc scale`'s value, when set
 
 
 # --------------------------------------------------------------------------- decisions
@@ -142,6 +146,10 @@ class Decisions:
     paused: bool
     orphans_seen: dict[str, datetime]
     active_runs: int  # runs holding a slot once this pass is carried out
+    expired: tuple[Lease, ...] = ()  # review leases past their time: removed with their PR labels
+    leases: tuple[Lease, ...] = ()  # live review leases
+    families: dict[str, str] = field(default_factory=dict)  # family → "available" or why not
+    slots: int = 0  # the capacity planned with
 
     @property
     def intents_kept(self) -> list[Intent]:
@@ -171,6 +179,7 @@ class Decisions:
 
     def rows(self) -> list[Row]:
         return [
+            *(_lease_row(lease) for lease in self.expired),
             *(_recovery_row(r) for r in self.recoveries),
             *(_handoff_row(h) for h in self.handoffs),
             *(_orphan_row(o) for o in self.orphans),
@@ -181,7 +190,7 @@ class Decisions:
 # --------------------------------------------------------------------------- the decision
 
 
-def decide(facts: Facts, config: Config, now: datetime, *, max_slots: int | None = None) -> Decisions:
+def decide(facts: Facts, config: Config, now: datetime) -> Decisions:
     """Decide a whole pass from its facts; pure, so every caller gets the same answer."""
     snapshot, runs = facts.snapshot, list(facts.runs)
 
@@ -212,6 +221,8 @@ def decide(facts: Facts, config: Config, now: datetime, *, max_slots: int | None
             snapshot = snapshot.with_labels(orphan.issue.key, new)
 
     active = sum(1 for r in runs if r.active)
+    live = tuple(lease for lease in facts.leases if not lease.expired(now))
+    slots_now = facts.max_slots or config.max_slots
     if facts.paused:
         plan = Plan((), facts.last_family)
     else:
@@ -222,7 +233,9 @@ def decide(facts: Facts, config: Config, now: datetime, *, max_slots: int | None
             config,
             now=now,
             last_family=facts.last_family,
-            max_slots=max_slots,
+            max_slots=slots_now,
+            reserved=leases.reserved_issues(live, now),
+            unavailable=facts.unavailable,
         )
     return Decisions(
         recoveries=recoveries,
@@ -232,6 +245,13 @@ def decide(facts: Facts, config: Config, now: datetime, *, max_slots: int | None
         paused=facts.paused,
         orphans_seen={o.issue.key: o.first_seen for o in orphans if o.transition is None},
         active_runs=active + len(plan.dispatches),
+        expired=tuple(lease for lease in facts.leases if lease.expired(now)),
+        leases=live,
+        families={
+            str(f): facts.unavailable[f].detail if f in facts.unavailable else "available"
+            for f in config.families
+        },
+        slots=slots_now,
     )
 
 
@@ -346,6 +366,11 @@ def describe_dispatch(dispatch: Dispatch) -> str:
     issue = dispatch.issue
     what = f"{issue.repo}#{issue.number} {dispatch.kind.value} → {dispatch.agent}"
     return f"{what} (attempt {dispatch.attempt}{pr})"
+
+
+def _lease_row(lease: Lease) -> Row:
+    reason = f"review lease of {lease.worker} expired at {lease.expires_at:%Y-%m-%d %H:%M} UTC: removed"
+    return Row(lease.issue_key or lease.pr_key, "expire-lease", lease.worker, reason, pr=lease.pr)
 
 
 def _recovery_row(recovery: Recovery) -> Row:

@@ -16,7 +16,7 @@ from k3sc.errors import K3scError, NotFound
 from k3sc.github import outcomes
 from k3sc.labels import State
 from k3sc.models import AgentRun, Intent, ReadFailure, Repo, Snapshot
-from k3sc.orchestration import dispatch_state, runs
+from k3sc.orchestration import controls, dispatch_state, runs
 
 if TYPE_CHECKING:
     from k3sc.github import GitHubClient
@@ -95,28 +95,15 @@ async def gather(
     config: Config,
     memory: dispatch_state.DispatchState,
     *,
-    paused: bool,
     held: frozenset[str] = frozenset(),
     repos: Sequence[Repo] | None = None,
 ) -> decide.Facts:
     """All facts of one pass (over every configured repo unless `repos` narrows it)."""
+    set_by_operator = await controls.read(api)
     checks = await intents(gh, api, memory.intents)
     seen = await snapshot(gh, repos if repos is not None else [r.repo for r in config.repos])
     recorded = await agent_runs(api, config, seen)
     ended = await finished(gh, config, recorded, held)
-    return facts(seen, recorded, ended, checks, memory, paused=paused, held=held)
-
-
-def facts(
-    seen: Snapshot,
-    recorded: Sequence[AgentRun],
-    ended: Sequence[decide.Finished],
-    checks: Sequence[decide.IntentCheck],
-    memory: dispatch_state.DispatchState,
-    *,
-    paused: bool,
-    held: frozenset[str],
-) -> decide.Facts:
     return decide.Facts(
         snapshot=seen,
         runs=tuple(recorded),
@@ -124,6 +111,9 @@ def facts(
         intents=tuple(checks),
         orphans_seen=dict(memory.orphans_seen),
         last_family=memory.last_family,
-        paused=paused,
+        paused=set_by_operator.paused,
         held=held,
+        leases=set_by_operator.leases,
+        unavailable=set_by_operator.unavailable,
+        max_slots=set_by_operator.max_slots,
     )

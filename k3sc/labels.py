@@ -43,15 +43,24 @@ STATE_LABELS: tuple[str, ...] = (READY, NEEDS_REVIEW, NEEDS_HUMAN)
 WORKFLOW_LABELS: tuple[str, ...] = (*STATE_LABELS, WAITING)
 OWNER_PREFIXES: tuple[str, ...] = tuple(f"{f.value}-" for f in Family)
 
+# A person's claim (`k3sc claim --owner human`, or `human-<login>`): an owner the dispatcher leaves alone.
+HUMAN = "human"
+
 # Owner labels k3sc itself hands out: a family and one slot letter (claude-a .. codex-z).
 # Human-launched agents use numbers (claude-1) and are owners too, but never ours.
 _SLOT_OWNER = re.compile(r"^(claude|codex)-([a-z])$")
+_HUMAN_OWNER = re.compile(r"^human(-[a-z0-9][a-z0-9-]*)?$")
 
 
 def is_owner_label(label: str) -> bool:
-    """True for any `claude-*` / `codex-*` label (ours or a human-launched agent's)."""
+    """True for any `claude-*` / `codex-*` label (ours or a human-launched agent's) and human claims."""
     name = label.lower()
-    return any(name.startswith(p) and len(name) > len(p) for p in OWNER_PREFIXES)
+    return any(name.startswith(p) and len(name) > len(p) for p in OWNER_PREFIXES) or is_human_owner(name)
+
+
+def is_human_owner(label: str) -> bool:
+    """True for `human` and `human-<login>`: a person holds the issue."""
+    return _HUMAN_OWNER.match(label.lower()) is not None
 
 
 def is_slot_owner(label: str) -> bool:

@@ -152,6 +152,8 @@ class Outcome(StrEnum):
     # The attempt never ran (the worker could not start it, or it was cancelled before it
     # started): retried without counting against the failure cap, a bounded number of times.
     ERROR = "error"
+    # A person stopped it (`k3sc kill`): never retried automatically, never counted as a failure.
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,8 @@ class AgentRun:
     ran_for: float | None = None
     # The final state's display name (Prefect's `Crashed`, or one k3sc's agent flow sets).
     state_name: str = ""
+    # `k3sc reset` was run on the issue after this attempt: it no longer counts towards any cap.
+    reset: bool = False
 
     @property
     def never_started(self) -> bool:

@@ -18,6 +18,8 @@ TAG_K3SC = "k3sc"
 TAG_AGENT_RUN = "k3sc-agent-run"
 TAG_HANDOFF_PENDING = "handoff:pending"
 TAG_OUTCOME_PREFIX = "outcome:"
+# Put on an issue's earlier attempts by `k3sc reset`: they stay visible but no longer count.
+TAG_RESET = "k3sc-reset"
 
 _K8S_VALUE_MAX = 63
 _SAFE = re.compile(r"[^a-z0-9]+")
@@ -63,6 +65,7 @@ class RunIdentity:
     attempt: int
     handed_off: bool
     outcome: str | None
+    reset: bool = False
 
 
 def parse_run_tags(tags: list[str] | tuple[str, ...]) -> RunIdentity | None:
@@ -83,6 +86,7 @@ def parse_run_tags(tags: list[str] | tuple[str, ...]) -> RunIdentity | None:
             attempt=int(values["attempt"]),
             handed_off=TAG_HANDOFF_PENDING not in tags,
             outcome=values.get("outcome"),
+            reset=TAG_RESET in tags,
         )
     except (KeyError, ValueError):
         return None

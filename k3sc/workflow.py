@@ -7,7 +7,7 @@ both ask these functions, so what the scan shows is what the dispatcher does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -121,18 +121,19 @@ class History:
         return max(live, key=lambda r: r.created_at) if live else None
 
     def failures(self, since: datetime | None = None) -> int:
-        """Failed implementation attempts, optionally only those created after `since`."""
+        """Failed implementation attempts since the last `k3sc reset`, optionally only after `since`."""
         return sum(
             1
             for r in self.runs
             if r.kind is Kind.IMPLEMENT
             and r.outcome is Outcome.FAILURE
+            and not r.reset
             and (since is None or r.created_at >= since)
         )
 
     def errors(self, kind: Kind) -> int:
-        """Attempts of this kind that never started (see Outcome.ERROR)."""
-        return sum(1 for r in self.runs if r.kind is kind and r.outcome is Outcome.ERROR)
+        """Attempts of this kind that never started (see Outcome.ERROR), since the last reset."""
+        return sum(1 for r in self.runs if r.kind is kind and r.outcome is Outcome.ERROR and not r.reset)
 
     def next_attempt(self, kind: Kind) -> int:
         """1 + the highest attempt of this kind ever submitted (idempotency keys are permanent)."""
@@ -171,6 +172,17 @@ class Refusal(StrEnum):
     FAILURE_CAP = "failure cap reached"
     SAME_AGENT = "reviewer implemented it"
     NO_SLOT = "no free slot"
+    RESERVED = "reserved for review"
+    FAMILY_DISABLED = "family disabled"
+    FAMILY_PARKED = "family parked"
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Why a family may not be dispatched now: disabled by a person, or parked at a usage limit."""
+
+    refusal: Refusal
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -201,11 +213,18 @@ class Dispatch:
 Decision = Dispatch | Skip
 
 
-def refuse(issue: Issue, history: History, config: Config, now: datetime) -> Skip | None:
+def refuse(
+    issue: Issue,
+    history: History,
+    config: Config,
+    now: datetime,
+    reserved: Mapping[str, str] | None = None,
+) -> Skip | None:
     """The first rule that keeps `issue` from being dispatched, or None if it may go.
 
-    Slot availability and reviewer ≠ implementer are decided later by `plan`, because they
-    depend on what earlier issues in the same scan took.
+    `reserved` maps issues whose PR a person's agent holds under a live review lease to why.
+    Slot availability, family availability and reviewer ≠ implementer are decided later by `plan`,
+    because they depend on what earlier issues in the same scan took.
     """
     state = read_labels(issue.labels)
     # Trust first: untrusted text must never reach an agent, whatever its labels say.
@@ -218,9 +237,12 @@ def refuse(issue: Issue, history: History, config: Config, now: datetime) -> Ski
         return Skip(issue, Refusal.WAITING, "labelled waiting")
     if state.state is State.INCONSISTENT:
         return Skip(issue, Refusal.INCONSISTENT, "labels " + ", ".join(state.conflicting))
-    # Someone (ours or a human-launched agent) holds it.
+    # Someone (ours, a human-launched agent or a person) holds it.
     if state.owner is not None:
         return Skip(issue, Refusal.ALREADY_OWNED, f"owned by {state.owner}")
+    # A person's agent is reviewing its PR.
+    if reserved and issue.key in reserved:
+        return Skip(issue, Refusal.RESERVED, reserved[issue.key])
     kind = kind_for(state.state)
     if kind is None:
         return Skip(issue, Refusal.NOT_ACTIONABLE, f"state is {state.state.value}")
@@ -274,22 +296,33 @@ def plan(
     now: datetime,
     last_family: str | None = None,
     max_slots: int | None = None,
+    reserved: Mapping[str, str] | None = None,
+    unavailable: Mapping[str, Unavailable] | None = None,
 ) -> Plan:
     """Decide, for every issue, whether to dispatch it (agent, attempt, PR) or why not.
 
     Slots come from the active runs (invariant 2); each dispatch takes the lowest free letter
-    and the next family in rotation, and a reviewer is never the issue's implementer.
+    and the next available family in rotation, and a reviewer is never the issue's implementer.
+    `max_slots` is the operator's `k3sc scale` value when set; `unavailable` the families that
+    are disabled or parked.
     """
     history_by_issue = histories(runs)
     used = {slots.letter_of(r.agent) for h in history_by_issue.values() if (r := h.active) is not None}
     capacity = max_slots or config.max_slots
     pull_by_branch = {(p.repo.key, p.branch): p for p in pulls}
+    off = unavailable or {}
+    families = [f for f in config.families if f not in off]
     decisions: list[Decision] = []
     for issue in order(issues):
         history = history_by_issue.get(issue.key, History())
-        skip = refuse(issue, history, config, now)
+        skip = refuse(issue, history, config, now, reserved)
         if skip is not None:
             decisions.append(skip)
+            continue
+        if not families:
+            first = off[config.families[0]]
+            detail = "; ".join(f"{f}: {off[f].detail}" for f in config.families)
+            decisions.append(Skip(issue, first.refusal, detail))
             continue
         kind = kind_for(read_labels(issue.labels).state)
         assert kind is not None  # refuse() only lets ready/needs-review through
@@ -298,7 +331,7 @@ def plan(
             decisions.append(Skip(issue, Refusal.NO_SLOT, f"all {capacity} slots busy"))
             continue
         avoid = history.implementer if kind is Kind.REVIEW else None
-        choice = slots.choose_agent(free, config.families, last_family, avoid=avoid)
+        choice = slots.choose_agent(free, families, last_family, avoid=avoid)
         if choice is None:
             decisions.append(Skip(issue, Refusal.SAME_AGENT, f"only {avoid} is free and it implemented this"))
             continue

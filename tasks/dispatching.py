@@ -19,8 +19,9 @@ from prefect.cache_policies import NO_CACHE
 
 from k3sc import decide, evidence, names
 from k3sc.errors import Conflict, K3scError
+from k3sc.leases import Lease
 from k3sc.models import AgentRun, Intent
-from k3sc.orchestration import chain, dispatch_state, runs
+from k3sc.orchestration import chain, controls, dispatch_state, runs
 from k3sc.orchestration.dispatch_state import DispatchState
 from k3sc.workflow import Dispatch
 from tasks.context import Services
@@ -34,9 +35,9 @@ def now() -> datetime:
 
 
 @task(name="gather-facts", cache_policy=NO_CACHE)
-async def gather(svc: Services, memory: DispatchState, paused: bool, held: frozenset[str]) -> decide.Facts:
-    """Intents, GitHub's snapshot, the run history and the evidence of finished attempts."""
-    return await evidence.gather(svc.gh, svc.api, svc.config, memory, paused=paused, held=held)
+async def gather(svc: Services, memory: DispatchState, held: frozenset[str]) -> decide.Facts:
+    """Operator controls, intents, GitHub's snapshot, the run history, the evidence of finished attempts."""
+    return await evidence.gather(svc.gh, svc.api, svc.config, memory, held=held)
 
 
 # --------------------------------------------------------------------------- writing
@@ -84,6 +85,16 @@ async def reap_orphan(svc: Services, orphan: decide.Orphan) -> bool:
         return False
     get_run_logger().info("%s: orphaned claim by %s → %s", issue.key, orphan.owner, transition.label)
     return True
+
+
+@task(name="expire-lease", cache_policy=NO_CACHE, task_run_name="expire lease {lease.pr_key}")
+async def expire_lease(svc: Services, lease: Lease) -> str:
+    """Remove an expired review lease: its records, then the worker's owner label on the PR."""
+    await controls.drop_lease(svc.api, lease)
+    await svc.gh.release_pull(lease.repo, lease.pr, lease.worker)
+    line = f"{lease.pr_key}: review lease of {lease.worker} expired; removed"
+    get_run_logger().info(line)
+    return line
 
 
 class Claim(StrEnum):

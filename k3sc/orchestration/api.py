@@ -268,5 +268,25 @@ class PrefectAPI:
         if response.status_code == 404 and not await self.create_variable(name, value, tags):
             await self._request("PATCH", f"variables/name/{name}", body={"value": value}, ok=(204,))
 
-    async def delete_variable(self, name: str) -> None:
-        await self._request("DELETE", f"variables/name/{name}", ok=(204, 404))
+    async def delete_variable(self, name: str) -> bool:
+        """Delete a variable; True if it existed."""
+        response = await self._request("DELETE", f"variables/name/{name}", ok=(204, 404))
+        return response.status_code == 204
+
+    async def variables(self, containing: str) -> dict[str, Any]:
+        """Every variable whose name contains `containing`, by name (one request per 200)."""
+        found: dict[str, Any] = {}
+        offset = 0
+        while True:
+            body = {"variables": {"name": {"like_": containing}}, "limit": PAGE, "offset": offset}
+            batch = (await self._request("POST", "variables/filter", body=body)).json()
+            found.update({str(v["name"]): v.get("value") for v in batch})
+            if len(batch) < PAGE:
+                return found
+            offset += len(batch)
+
+    # ------------------------------------------------------------------ work pools
+
+    async def set_pool_concurrency(self, pool: str, limit: int | None) -> None:
+        """Set a work pool's concurrency limit (None lifts it)."""
+        await self._request("PATCH", f"work_pools/{pool}", body={"concurrency_limit": limit}, ok=(204,))

@@ -61,6 +61,7 @@ def to_agent_run(flow_run: FlowRun) -> AgentRun | None:
         tags=flow_run.tags,
         ran_for=flow_run.total_run_time,
         state_name=(state.name or "") if state else "",
+        reset=identity.reset,
     )
 
 

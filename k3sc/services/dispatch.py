@@ -59,8 +59,7 @@ async def plan(config: Config, gh: GitHubClient, repos: Sequence[Repo] | None = 
         try:
             async with PrefectAPI.from_env() as api:
                 memory = await dispatch_state.load(api)
-                paused = await dispatch_state.paused(api)
-                facts = await evidence.gather(gh, api, config, memory, paused=paused, repos=repos)
+                facts = await evidence.gather(gh, api, config, memory, repos=repos)
         except OrchestrationError as exc:
             notes.append(f"run history not consulted: {exc}")
     else:

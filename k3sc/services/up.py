@@ -255,8 +255,7 @@ async def is_idle(session: Session) -> bool:
             return False
         async with GitHubClient.from_config(config, environ=session.github_environ()) as gh:
             memory = await dispatch_state.load(api)
-            paused = await dispatch_state.paused(api)
-            facts = await evidence.gather(gh, api, config, memory, paused=paused)
+            facts = await evidence.gather(gh, api, config, memory)
     return decide.decide(facts, config, datetime.now(UTC)).settled
 
 
