@@ -159,6 +159,18 @@ class ScanConfig(_Section):
         return self
 
 
+class LeasesConfig(_Section):
+    # How long a `k3sc take` review lease holds its PR before the dispatcher frees it.
+    ttl: Duration = timedelta(hours=12)
+
+    @field_validator("ttl")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+
 _GH_RULE = re.compile(r"^[a-z-]+:[a-z-]+(,[a-z-]+)*$")
 
 
@@ -274,6 +286,7 @@ class Config(_Section):
     scan: ScanConfig = ScanConfig()
     safety: SafetyConfig = SafetyConfig()
     agent: AgentConfig = AgentConfig()
+    leases: LeasesConfig = LeasesConfig()
     workspace_root: ExpandedPath = Field(default_factory=_default_workspace_root)
     github_app: GitHubAppConfig | None = None
 
