@@ -11,11 +11,13 @@ from datetime import timedelta
 
 import pytest
 
-from k3sc import decide, labels
+from k3sc import decide, labels, workflow
 from k3sc.decide import Facts, Finished, IntentCheck
 from k3sc.handoff import Evidence
 from k3sc.labels import Kind
+from k3sc.leases import Lease
 from k3sc.models import AgentRun, Intent, Issue, Outcome, Pull, RunPhase, Snapshot
+from k3sc.workflow import Refusal, Unavailable
 from tests.builders import API, NOW, make_config, make_issue, make_run
 
 CONFIG = make_config(families=["claude", "codex"])
@@ -330,3 +332,81 @@ def test_paused_hands_off_and_reaps_but_claims_nothing() -> None:
 def test_settled_and_busy(the_facts: Facts, settled: bool, busy: bool) -> None:
     decisions = decide.decide(the_facts, CONFIG, NOW)
     assert (decisions.settled, decisions.busy) == (settled, busy)
+
+
+# --------------------------------------------------------------------------- what an operator set
+
+
+def lease(
+    worker: str = "claude-4", *, issue: int = 1, pr: int = 11, expires_in: timedelta = timedelta(hours=1)
+) -> Lease:
+    return Lease(API, pr, issue, worker, f"issue-{issue}", f"https://github.test/acme/api/pull/{pr}",
+                 NOW - timedelta(hours=1), NOW + expires_in)  # fmt: skip
+
+
+def test_a_live_review_lease_keeps_the_dispatcher_from_reviewing_that_issue() -> None:
+    the_facts = replace(
+        facts([make_issue(1, ("needs-review",))], [make_run(1)], pulls=[pull()]), leases=(lease(),)
+    )
+    decisions = decide.decide(the_facts, CONFIG, NOW)
+    (skip,) = decisions.plan.skips
+    assert skip.refusal is Refusal.RESERVED and "claude-4" in skip.detail
+    assert decisions.leases == (lease(),) and decisions.expired == ()
+
+
+def test_an_expired_lease_is_removed_and_no_longer_blocks() -> None:
+    old = lease(expires_in=-timedelta(seconds=1))
+    the_facts = replace(
+        facts([make_issue(1, ("needs-review",))], [make_run(1)], pulls=[pull()]), leases=(old,)
+    )
+    decisions = decide.decide(the_facts, CONFIG, NOW)
+    assert decisions.expired == (old,)
+    assert [d.kind for d in decisions.plan.dispatches] == [Kind.REVIEW]
+    assert ("acme/api#1", "expire-lease", "claude-4") in actions(decisions)
+
+
+@pytest.mark.parametrize(
+    ("unavailable", "agents", "refusal"),
+    [
+        pytest.param({"claude": Unavailable(Refusal.FAMILY_DISABLED, "disabled via k3sc disable")},
+                     ["codex-a", "codex-b"], None, id="a disabled family's work goes to the other family"),
+        pytest.param({"claude": Unavailable(Refusal.FAMILY_DISABLED, "off"),
+                      "codex": Unavailable(Refusal.FAMILY_DISABLED, "off")},
+                     [], Refusal.FAMILY_DISABLED, id="with every family disabled nothing is dispatched"),
+    ],
+)  # fmt: skip
+def test_disabled_families(
+    unavailable: dict[str, Unavailable], agents: list[str], refusal: Refusal | None
+) -> None:
+    the_facts = replace(facts([make_issue(1), make_issue(2)]), unavailable=unavailable)
+    decisions = decide.decide(the_facts, CONFIG, NOW)
+    assert [d.agent for d in decisions.plan.dispatches] == agents
+    assert {s.refusal for s in decisions.plan.skips} == ({refusal} if refusal else set())
+    assert set(decisions.families) == {"claude", "codex"}
+
+
+def test_the_operators_slot_count_wins_over_the_config() -> None:
+    issues = [make_issue(n) for n in range(1, 6)]
+    decisions = decide.decide(replace(facts(issues), max_slots=2), make_config(max_slots=5), NOW)
+    assert len(decisions.plan.dispatches) == 2 and decisions.slots == 2
+
+
+@pytest.mark.parametrize("owner", ["human", "human-alice", "claude-1"])
+def test_a_person_s_claim_is_owned_and_never_reaped(owner: str) -> None:
+    decisions = decide.decide(facts([make_issue(1, (owner,))], seen={ISSUE: timedelta(days=1)}), CONFIG, NOW)
+    (skip,) = decisions.plan.skips
+    assert skip.refusal is Refusal.ALREADY_OWNED and decisions.orphans == ()
+
+
+def test_reset_attempts_no_longer_count_towards_the_cap() -> None:
+    failed = [replace(failed_before(a), reset=True) for a in (1, 2, 3)]
+    decisions = decide.decide(facts([make_issue(1)], failed), CONFIG, NOW)
+    (retry,) = decisions.plan.dispatches
+    assert retry.attempt == 4
+
+
+def test_a_stopped_attempt_is_neither_a_failure_nor_retried_by_itself() -> None:
+    stopped = make_run(1, outcome=Outcome.STOPPED, phase=RunPhase.CANCELLED)
+    decisions = decide.decide(facts([make_issue(1, ("needs-human",))], [stopped]), CONFIG, NOW)
+    assert decisions.handoffs == () and decisions.plan.dispatches == []
+    assert workflow.histories([stopped])[ISSUE].failures() == 0

@@ -17,7 +17,7 @@ into one paragraph on stderr and the error's exit code. `--json` output goes thr
 
 from __future__ import annotations
 
-from k3sc.cli import _app, config, dispatch, scan, up
+from k3sc.cli import _app, config, dispatch, fleet, leases, scan, steer, up
 
 app = _app.new_app()
 
@@ -25,6 +25,18 @@ app.add_typer(config.app, name="config")
 app.command("scan")(scan.scan)
 app.command("up")(up.up)
 app.command("dispatch")(dispatch.dispatch)
+app.command("status")(fleet.status)
+app.command("scale")(fleet.scale)
+app.command("pause")(fleet.pause)
+app.command("resume")(fleet.resume)
+app.command("disable")(fleet.disable)
+app.command("enable")(fleet.enable)
+app.command("take")(leases.take)
+app.command("release")(leases.release)
+app.command("next")(leases.next_)
+app.command("kill")(steer.kill)
+app.command("reset")(steer.reset)
+app.command("claim")(steer.claim)
 
 
 def main() -> None:
