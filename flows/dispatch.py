@@ -260,6 +260,13 @@ def render(report: Report) -> str:
         lines += ["## Decisions", "", "| issue | action | agent | reason |", "|---|---|---|---|"]
         lines += [f"| {r.issue} | {r.action} | {r.agent or '-'} | {r.reason} |" for r in rows]
         lines.append("")
+    if report.last:
+        families = ", ".join(f"{family}: {why}" for family, why in report.last.families.items())
+        lines += [f"Slots: {report.last.slots}. Families: {families}.", ""]
+        held = [f"- {lease.pr_key} by {lease.worker} until {lease.expires_at:%Y-%m-%d %H:%M} UTC"
+                for lease in report.last.leases]  # fmt: skip
+        if held:
+            lines += ["## Review leases", "", *held, ""]
     due = report.next_due.strftime("%Y-%m-%d %H:%M:%S UTC") if report.next_due else "not scheduled"
     active = report.last.active_runs if report.last else 0
     lines += [f"Active agent runs: {active}. Next scan: {due}."]

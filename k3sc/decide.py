@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from k3sc import handoff, labels, leases, workflow
 from k3sc.config import Config
@@ -176,6 +177,19 @@ class Decisions:
         return not (
             self.recoveries or self.handoffs or self.orphans or self.plan.dispatches or self.active_runs
         )
+
+    def controls(self) -> dict[str, Any]:
+        """What an operator has set, as the dispatcher sees it: pause, slots, families, leases."""
+        return {
+            "paused": self.paused,
+            "slots": self.slots,
+            "families": self.families,
+            "leases": [
+                {"pr": lease.pr_key, "issue": lease.issue_key, "worker": lease.worker,
+                 "expires_at": lease.expires_at.isoformat()}
+                for lease in self.leases
+            ],
+        }  # fmt: skip
 
     def rows(self) -> list[Row]:
         return [

@@ -86,7 +86,19 @@ def core_decisions(fake: ContractCheckedFakeGitHub) -> dict[tuple[str, int], tup
 def test_json_shows_exactly_what_the_core_decides(world: ContractCheckedFakeGitHub) -> None:
     result = invoke(["scan", "--json"], env=env(world))
     report = json.loads(result.stdout)
-    assert set(report) == {"issues", "pending", "pulls", "rate", "errors"}
+    assert set(report) == {
+        "issues",
+        "pending",
+        "pulls",
+        "paused",
+        "slots",
+        "families",
+        "leases",
+        "rate",
+        "errors",
+    }
+    assert (report["paused"], report["slots"], report["leases"]) == (False, 5, [])
+    assert report["families"] == {"claude": "available", "codex": "available"}
     shown = {(i["repo"], i["number"]): (i["eligible"], i["reason"]) for i in report["issues"]}
     assert shown == core_decisions(world)
     assert shown == {

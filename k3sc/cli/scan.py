@@ -116,7 +116,14 @@ def build_report(planned: Planned, budget: RateBudget) -> dict[str, Any]:
         for p in seen.pulls
     ]
     errors = [{"repo": f.repo.full_name, "error": f.error} for f in seen.failures]
-    return {"issues": issues, "pending": pending, "pulls": pulls, "rate": budget.as_json(), "errors": errors}
+    return {
+        "issues": issues,
+        "pending": pending,
+        "pulls": pulls,
+        **planned.decisions.controls(),
+        "rate": budget.as_json(),
+        "errors": errors,
+    }
 
 
 def _render(report: dict[str, Any]) -> None:
@@ -153,6 +160,7 @@ def _render(report: dict[str, Any]) -> None:
         pulls.add_row(*(Text(str(v)) for v in (row["repo"], row["number"], row["branch"], issue, owner)))
     console.print(Text(f"open pull requests: {len(report['pulls'])}", style="bold"))
     console.print(pulls)
+    console.print(Text(_controls_line(report)))
     rate = report["rate"]
     reset = rate["reset"] or "unknown"
     console.print(
@@ -161,6 +169,14 @@ def _render(report: dict[str, Any]) -> None:
             f"{rate['requests']} requests, {rate['not_modified']} answered 304 (free)"
         )
     )
+
+
+def _controls_line(report: dict[str, Any]) -> str:
+    """`dispatch: running, 3 slots; claude available, codex disabled via …; 1 review lease`."""
+    families = "; ".join(f"{family} {why}" for family, why in report["families"].items())
+    state = "PAUSED" if report["paused"] else "running"
+    leases = ", ".join(f"{lease['pr']} by {lease['worker']}" for lease in report["leases"]) or "none"
+    return f"dispatch: {state}, {report['slots']} slots; {families}; review leases: {leases}"
 
 
 def _clip(text: str, width: int = 60) -> str:

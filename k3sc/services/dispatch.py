@@ -39,7 +39,8 @@ async def dry_run(config: Config) -> dict[str, Any]:
 
     async with GitHubClient.from_config(config) as gh:
         planned = await plan(config, gh)
-    return {"rows": [asdict(r) for r in planned.decisions.rows()], "notes": planned.notes}
+    decisions = planned.decisions
+    return {"rows": [asdict(r) for r in decisions.rows()], "notes": planned.notes, **decisions.controls()}
 
 
 @dataclass(frozen=True)
