@@ -14,8 +14,9 @@ at the end, and a trigger that collided with this run is answered by another pas
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -72,9 +73,28 @@ class Report:
         }
 
 
-@flow(name="k3sc-dispatch", log_prints=False, retries=0)
-async def dispatch(force: bool = False) -> dict[str, Any]:
-    """Hand off finished runs, reap orphans, claim and submit eligible issues, schedule the next scan."""
+def run_name() -> str:
+    """Name a run for why it ran. Runs k3sc creates are named already (`scan at 14:02:11`, `scan now
+    (k3sc dispatch)`); runs an automation creates get Prefect's random `adjective-animal` names,
+    which say nothing, so those are renamed from their `reason` parameter."""
+    current = str(flow_run.name or "")
+    if current and not RANDOM_NAME.match(current):
+        return current
+    reason = str(flow_run.parameters.get("reason") or "trigger")
+    return f"scan on {reason} at {datetime.now(UTC):%H:%M:%S}"
+
+
+# Prefect's generated run names: two lower-case words (`normal-petrel`).
+RANDOM_NAME = re.compile(r"^[a-z]+-[a-z]+$")
+
+
+@flow(name="k3sc-dispatch", log_prints=False, retries=0, flow_run_name=run_name)
+async def dispatch(force: bool = False, reason: str = "") -> dict[str, Any]:
+    """Hand off finished runs, reap orphans, claim and submit eligible issues, schedule the next scan.
+
+    `force` marks a scan someone asked for (a trigger, `k3sc dispatch`): one that finds nothing does
+    not stretch the idle backoff. `reason` says why it runs, for its name.
+    """
     log = get_run_logger()
     own_id = str(flow_run.id)
     async with services() as svc:

@@ -222,8 +222,12 @@ class PrefectAPI:
             return None
         return FlowRun.model_validate(response.json())
 
-    async def set_tags(self, run_id: str, tags: Sequence[str]) -> None:
-        await self._request("PATCH", f"flow_runs/{run_id}", body={"tags": list(tags)})
+    async def set_tags(self, run_id: str, tags: Sequence[str], *, name: str | None = None) -> None:
+        """Replace a run's tags (and its name, if given)."""
+        body: dict[str, Any] = {"tags": list(tags)}
+        if name is not None:
+            body["name"] = name
+        await self._request("PATCH", f"flow_runs/{run_id}", body=body)
 
     async def set_state(
         self,

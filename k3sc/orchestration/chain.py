@@ -22,6 +22,8 @@ from k3sc.orchestration.records import FlowRun
 # Successors one dispatch run may create before giving up (each replaces one cancelled under it).
 MAX_SUCCESSORS = 5
 CHAIN_TAGS = ("k3sc", "k3sc-chain")
+# A triggered scan the concurrency limit cancelled because a scan was already running.
+COLLISION_TAG = "k3sc-collision"
 
 
 @dataclass(frozen=True)
@@ -93,4 +95,11 @@ async def missed_triggers(api: PrefectAPI, config: Config, since: datetime, held
         return True
     deployment = await api.deployment_id(runs.DISPATCH_DEPLOYMENT)
     cancelled = await api.flow_runs(deployment_ids=[deployment], state_types=["CANCELLED"], limit=10)
-    return any(r.ended_or_created >= since for r in cancelled)
+    collided = [r for r in cancelled if r.ended_or_created >= since]
+    for run in collided:
+        if COLLISION_TAG not in run.tags:
+            # Out of a person's way: the runs list can hide these by tag (README "Prefect UI").
+            await api.set_tags(
+                run.id, [*run.tags, COLLISION_TAG], name=f"{run.name} (collided: scanned by the running scan)"
+            )
+    return bool(collided)
