@@ -82,6 +82,10 @@ async def _move(api: PrefectAPI, flow_run: FlowRun, due: datetime) -> bool:
     return True
 
 
+def _by_the_limit(run: FlowRun) -> bool:
+    return run.state is not None and "concurrency limit" in (run.state.message or "").lower()
+
+
 async def missed_triggers(api: PrefectAPI, config: Config, since: datetime, held: frozenset[str]) -> bool:
     """Did anything ask for a scan since `since`? Then the running scan takes another pass.
 
@@ -95,7 +99,8 @@ async def missed_triggers(api: PrefectAPI, config: Config, since: datetime, held
         return True
     deployment = await api.deployment_id(runs.DISPATCH_DEPLOYMENT)
     cancelled = await api.flow_runs(deployment_ids=[deployment], state_types=["CANCELLED"], limit=10)
-    collided = [r for r in cancelled if r.ended_or_created >= since]
+    # Cancelled by the limit, not by a person: Prefect's message says so.
+    collided = [r for r in cancelled if r.ended_or_created >= since and _by_the_limit(r)]
     for run in collided:
         if COLLISION_TAG not in run.tags:
             # Out of a person's way: the runs list can hide these by tag (README "Prefect UI").
