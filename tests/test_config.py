@@ -67,6 +67,7 @@ DEFAULTS = [
     pytest.param("scan.max_interval", timedelta(hours=1), id="scan.max_interval defaults to 1h"),
     pytest.param("scan.task_ttl", timedelta(hours=24), id="scan.task_ttl defaults to 24h"),
     pytest.param("scan.orphan_grace", timedelta(minutes=10), id="scan.orphan_grace defaults to 10m"),
+    pytest.param("leases.ttl", timedelta(hours=12), id="leases.ttl defaults to 12h"),
     pytest.param("safety.branch_pattern", "issue-{N}", id="safety.branch_pattern defaults to issue-{N}"),
     pytest.param(
         "safety.gh_allowed",
@@ -260,6 +261,7 @@ INVALID = [
         id="scan.max_interval below min_interval",
     ),
     pytest.param("scan: {task_ttl: 0s}", "scan.task_ttl", "at least 1s", id="scan.task_ttl of zero"),
+    pytest.param("leases: {ttl: 0s}", "leases.ttl", "at least 1s", id="leases.ttl of zero"),
     pytest.param(
         "scan: {orphan_grace: 0s}", "scan.orphan_grace", "at least 1s", id="scan.orphan_grace of zero"
     ),

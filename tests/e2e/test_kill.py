@@ -48,6 +48,9 @@ def test_kill_stops_the_agent_and_nothing_restarts_it(tmp_path: Path, prefect_ap
         subprocess.run(DISPATCH, env=env, check=True, capture_output=True, timeout=300)
         run = _wait_for(prefect_api_url, ref, RunPhase.RUNNING, within=240)
         workspace = world.root / "workspaces"
+        deadline = time.monotonic() + 180  # the flow prepares the workspace before the agent starts
+        while not _stub_processes(workspace) and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert _stub_processes(workspace), "the stub agent should be running"
 
         asked = time.monotonic()
