@@ -47,6 +47,14 @@ def number(value: int | float) -> str:
     return f"{round(value):,}"
 
 
+def compact(value: int) -> str:
+    """`13198500` → `13.2M`: short enough for a table column."""
+    for size, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.1f}{unit}"
+    return str(value)
+
+
 def money(value: float, places: int = 4) -> str:
     return f"${value:,.{places}f}"
 
