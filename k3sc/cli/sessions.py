@@ -1,4 +1,4 @@
-"""`k3sc sessions`: this machine's running Claude Code and Codex sessions, their usage and the 5-hour block."""
+"""`k3sc sessions`: this machine's Claude Code and Codex sessions, their usage and the 5-hour block."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def sessions(
     ] = "auto",
     now: Annotated[
         str | None,
-        typer.Option("--now", hidden=True, help="Evaluate the block at this ISO 8601 instant (reproducible output)."),
+        typer.Option(
+            "--now", hidden=True, help="Evaluate the block at this ISO 8601 instant (reproducible output)."
+        ),
     ] = None,
 ) -> None:
     """Live view of local Claude Code (and Codex) sessions: tokens, cost and the 5-hour block.
@@ -76,7 +78,9 @@ def _zone(name: str | None) -> tzinfo | None:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"--timezone {name!r} is not a known IANA time zone (e.g. UTC, Europe/Berlin).") from None
+        raise UsageError(
+            f"--timezone {name!r} is not a known IANA time zone (e.g. UTC, Europe/Berlin)."
+        ) from None
 
 
 def _instant(text: str | None) -> int | None:

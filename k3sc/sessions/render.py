@@ -67,9 +67,9 @@ def text(snapshot: Snapshot, zone: tzinfo | None, *, timings: bool = False) -> s
     lines = ["=== CLAUDE SESSIONS ==="]
     total = snapshot.totals
     lines.append(
-        f"Sessions: {len(snapshot.sessions)} | Metadata: {snapshot.metadata_count} | Usage: {snapshot.usage_count} "
-        f"| Cost: {money(total.cost)} | Tokens: total={number(total.total)} cached={number(total.cached)} "
-        f"output={number(total.output)}"
+        f"Sessions: {len(snapshot.sessions)} | Metadata: {snapshot.metadata_count} "
+        f"| Usage: {snapshot.usage_count} | Cost: {money(total.cost)} "
+        f"| Tokens: total={number(total.total)} cached={number(total.cached)} output={number(total.output)}"
     )
     lines += ["", "=== ACTIVE BLOCK ===", *block_lines(snapshot, zone)]
     if not snapshot.sessions:
@@ -101,14 +101,18 @@ def block_lines(snapshot: Snapshot, zone: tzinfo | None) -> list[str]:
         f"cache-create={number(t.cache_create)} cache-read={number(t.cache_read)} cost={money(t.cost, 2)}",
     ]
     if block.burn is not None:
-        burn = f"Burn    : {number(block.burn.tokens_per_minute)} tok/min | {money(block.burn.cost_per_hour, 2)}/hr"
+        rate, hourly = number(block.burn.tokens_per_minute), money(block.burn.cost_per_hour, 2)
+        burn = f"Burn    : {rate} tok/min | {hourly}/hr"
         if block.projection is not None:
-            burn += f" | projected total={number(block.projection.tokens)} cost={money(block.projection.cost, 2)}"
+            burn += (
+                f" | projected total={number(block.projection.tokens)} cost={money(block.projection.cost, 2)}"
+            )
         lines.append(burn)
     if block.limit is not None:
         limit = block.limit
         lines.append(
-            f"Max     : limit={number(limit.tokens)} current={limit.used_percent:.1f}% left={number(limit.left)} "
+            f"Max     : limit={number(limit.tokens)} current={limit.used_percent:.1f}% "
+            f"left={number(limit.left)} "
             f"projected={limit.projected_percent:.1f}% projected-left={number(limit.projected_left)} "
             f"status={limit.status.value}"
         )
