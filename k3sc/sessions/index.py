@@ -102,6 +102,7 @@ class UsageIndex:
     stats: PassStats = field(default_factory=PassStats)
     _loaded: bool = False
     workers: int | None = None  # None: one per core for a big cold parse
+    parallel_bytes: int = PARALLEL_BYTES
 
     # ------------------------------------------------------------ persistence
 
@@ -212,7 +213,7 @@ class UsageIndex:
         pending = sum(job.state.size - job.offset for job in jobs)
         workers = self.workers if self.workers is not None else (os.cpu_count() or 1)
         results: list[tuple[FileState, list[Entry], int]]
-        if pending >= PARALLEL_BYTES and workers > 1 and len(jobs) > 1:
+        if pending >= self.parallel_bytes and workers > 1 and len(jobs) > 1:
             results = _parse_parallel(jobs, workers)
             self.stats.workers = workers
         else:

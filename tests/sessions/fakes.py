@@ -21,13 +21,23 @@ def ms(hour: int, minute: int = 0) -> int:
 
 
 def block_report() -> blocks.BlockReport:
-    totals = Totals(input=12_400, output=310_250, cache_create=1_904_112, cache_read=18_220_400, cost=31.27, count=412)
+    totals = Totals(
+        input=12_400, output=310_250, cache_create=1_904_112, cache_read=18_220_400, cost=31.27, count=412
+    )
     burn = blocks.burn_rate(ms(10, 2), ms(13, 38), totals)
     assert burn is not None
     projection = blocks.project(totals, burn, ms(15), ms(13, 40))
     limit = blocks.limit_status(totals.total, projection.tokens, 25_000_000)
     return blocks.BlockReport(
-        ms(10), ms(15), ms(10, 2), ms(13, 38), totals, ("claude-opus-4-6", "claude-sonnet-4-5"), burn, projection, limit
+        ms(10),
+        ms(15),
+        ms(10, 2),
+        ms(13, 38),
+        totals,
+        ("claude-opus-4-6", "claude-sonnet-4-5"),
+        burn,
+        projection,
+        limit,
     )
 
 
