@@ -93,7 +93,8 @@ class Snapshot:
 
     @property
     def metadata_count(self) -> int:
-        return sum(1 for s in self.sessions if s.metadata_error is None and s.session_id is not None)
+        """Claude sessions whose registry file was found and read."""
+        return sum(1 for s in self.sessions if s.agent == CLAUDE and s.metadata_error is None)
 
     @property
     def usage_count(self) -> int:
