@@ -10,6 +10,7 @@ which works over SSH.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from typing import ClassVar, Generic, TypeVar
@@ -17,6 +18,7 @@ from typing import ClassVar, Generic, TypeVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.widgets import Static
 
 T = TypeVar("T")
@@ -77,7 +79,7 @@ class RefreshingApp(App[None], Generic[T]):
                 self.set_status("refresh already in progress")
             return False
         self.loading = True
-        self.on_loading_changed()
+        self._loading_changed()
         self._load_in_thread()
         return True
 
@@ -92,14 +94,25 @@ class RefreshingApp(App[None], Generic[T]):
 
     def _finish(self, data: T) -> None:
         self.loading = False
+        if not self.is_running:
+            return  # the load finished after the app closed
         self.loads += 1
-        self.show(data)
-        self.on_loading_changed()
+        try:
+            self.show(data)
+        except NoMatches:
+            return  # the screen is being torn down around us
+        self._loading_changed()
 
     def _finish_failed(self, error: BaseException) -> None:
         self.loading = False
-        self.show_error(error)
-        self.on_loading_changed()
+        with contextlib.suppress(NoMatches):
+            self.show_error(error)
+        self._loading_changed()
+
+    def _loading_changed(self) -> None:
+        # A timer tick can land while the screen is torn down; there is nothing left to badge then.
+        with contextlib.suppress(NoMatches):
+            self.on_loading_changed()
 
     def on_loading_changed(self) -> None:
         """Hook for a LIVE/REFRESHING badge."""

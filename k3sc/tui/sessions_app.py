@@ -8,6 +8,7 @@ selected row's working directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from datetime import tzinfo
@@ -17,6 +18,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.events import Resize
 from textual.widgets import DataTable, Footer, Static
 
@@ -220,7 +222,8 @@ class SessionsApp(RefreshingApp[Snapshot]):
         detail.update("\n".join(lines))
 
     def on_data_table_row_highlighted(self) -> None:
-        self._fill_detail()
+        with contextlib.suppress(NoMatches):  # a highlight queued before the screen closed
+            self._fill_detail()
 
     # ------------------------------------------------------------ actions
 

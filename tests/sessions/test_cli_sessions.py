@@ -180,7 +180,9 @@ def normalised(output: str, world: World) -> str:
     text = output.replace(str(world.root), "<TMP>").replace(f"PID {world.claude_pid} ", "PID <CLAUDE> ")
     if world.codex_pid is not None:
         text = text.replace(f"PID {world.codex_pid} ", "PID <CODEX> ")
-        started = datetime.fromtimestamp(round(psutil.Process(world.codex_pid).create_time() * 1000) / 1000, UTC)
+        started = datetime.fromtimestamp(
+            round(psutil.Process(world.codex_pid).create_time() * 1000) / 1000, UTC
+        )
         text = text.replace(started.strftime("%Y-%m-%d %I:%M:%S %p"), "<CODEX START>")
     return text
 
