@@ -246,7 +246,11 @@ def launch(
         raise
 
 
+_DETACHED: list[subprocess.Popen[bytes]] = []  # terminal windows we started and do not wait for
+
+
 def _start(how: Opener, cwd: Path) -> int | None:
+    """Start the opener; tmux and osascript hand over and exit, a terminal window or console stays."""
     flags = getattr(subprocess, "CREATE_NEW_CONSOLE", 0) if how.kind == "console" else 0
     try:
         process = subprocess.Popen(
@@ -254,12 +258,20 @@ def _start(how: Opener, cwd: Path) -> int | None:
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             creationflags=flags,
             start_new_session=how.kind != "console",
         )
     except OSError as exc:
         raise K3scError(f"could not start {how.argv[0]}: {exc.strerror or exc}") from exc
+    if how.argv[0] in ("tmux", "osascript"):
+        _, err = process.communicate(timeout=30)
+        if process.returncode != 0:
+            raise K3scError(f"{how.argv[0]} failed: {err.decode(errors='replace').strip() or process.returncode}")
+    else:
+        if process.stderr is not None:
+            process.stderr.close()
+        _DETACHED.append(process)
     return process.pid
 
 
