@@ -3,6 +3,7 @@ launches racing for one slot, clone on first use, and how the agent is started."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import subprocess
@@ -229,10 +230,8 @@ def test_inside_tmux_the_agent_holds_the_lock_for_its_lifetime(tmp_path: Path, o
         for folder in base.glob("claude-*"):
             pid = launch.lock_holder(folder)
             if pid:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
 
 
 def test_bad_agent_is_exit_2() -> None:

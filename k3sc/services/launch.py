@@ -267,7 +267,8 @@ def _start(how: Opener, cwd: Path) -> int | None:
     if how.argv[0] in ("tmux", "osascript"):
         _, err = process.communicate(timeout=30)
         if process.returncode != 0:
-            raise K3scError(f"{how.argv[0]} failed: {err.decode(errors='replace').strip() or process.returncode}")
+            reason = err.decode(errors="replace").strip() or f"exit {process.returncode}"
+            raise K3scError(f"{how.argv[0]} failed: {reason}")
     else:
         if process.stderr is not None:
             process.stderr.close()
