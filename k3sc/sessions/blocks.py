@@ -51,22 +51,24 @@ def identify_blocks(entries: Sequence[Entry], now_ms: int, length_ms: int = BLOC
     """Blocks of `entries`, which must be sorted by timestamp, as ccusage's identifySessionBlocks."""
     blocks: list[Block] = []
     lo = 0
-    start = last = 0
-    tokens = 0
+    start = last = tokens = 0
+    # A plain loop with the token sum inlined: this runs over every request ever seen on each pass.
     for position, entry in enumerate(entries):
+        ts = entry.ts
+        total = entry.input + entry.output + entry.cache_5m + entry.cache_1h + entry.cache_read
         if position == lo:
-            start, last, tokens = floor_to_hour(entry.ts), entry.ts, entry.total
+            start, last, tokens = ts // HOUR_MS * HOUR_MS, ts, total
             continue
-        since_gap = entry.ts - last > length_ms
-        if entry.ts - start > length_ms or since_gap:
+        since_gap = ts - last > length_ms
+        if since_gap or ts - start > length_ms:
             blocks.append(_close(entries, lo, position, start, tokens, now_ms, length_ms))
             if since_gap:
-                blocks.append(Block(last + length_ms, entry.ts, position, position, gap=True))
+                blocks.append(Block(last + length_ms, ts, position, position, gap=True))
             lo = position
-            start, last, tokens = floor_to_hour(entry.ts), entry.ts, entry.total
+            start, last, tokens = ts // HOUR_MS * HOUR_MS, ts, total
             continue
-        last = entry.ts
-        tokens += entry.total
+        last = ts
+        tokens += total
     if lo < len(entries):
         blocks.append(_close(entries, lo, len(entries), start, tokens, now_ms, length_ms))
     return blocks

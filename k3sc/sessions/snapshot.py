@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path, PurePath
 
 from k3sc.sessions import blocks, mapping, processes, registry, roots
@@ -323,7 +324,7 @@ class Collector:
         if not self.claude_roots:
             return None, self._high_water(0, None), "no Claude Code data found (no projects/ folder)", 0.0
         t = time.perf_counter()
-        ordered = sorted(self.index.claude.entries, key=lambda e: e.ts)
+        ordered = sorted(self.index.claude.entries, key=attrgetter("ts"))
         found = blocks.identify_blocks(ordered, now_ms)
         blocks_ms = (time.perf_counter() - t) * 1000
         completed = [b for b in found if not b.gap and not b.active]
