@@ -49,19 +49,24 @@ def floor_to_hour(ms: int) -> int:
 
 def identify_blocks(entries: Sequence[Entry], now_ms: int, length_ms: int = BLOCK_MS) -> list[Block]:
     """Blocks of `entries`, which must be sorted by timestamp, as ccusage's identifySessionBlocks."""
+    return identify([e.ts for e in entries], [e.total for e in entries], now_ms, length_ms)
+
+
+def identify(
+    times: Sequence[int], totals: Sequence[int], now_ms: int, length_ms: int = BLOCK_MS
+) -> list[Block]:
+    """`identify_blocks` over parallel columns of sorted request times and token totals."""
     blocks: list[Block] = []
     lo = 0
     start = last = tokens = 0
-    # A plain loop with the token sum inlined: this runs over every request ever seen on each pass.
-    for position, entry in enumerate(entries):
-        ts = entry.ts
-        total = entry.input + entry.output + entry.cache_5m + entry.cache_1h + entry.cache_read
+    # A plain loop over two columns: this runs over every request ever seen on each pass.
+    for position, (ts, total) in enumerate(zip(times, totals, strict=True)):
         if position == lo:
             start, last, tokens = ts // HOUR_MS * HOUR_MS, ts, total
             continue
         since_gap = ts - last > length_ms
         if since_gap or ts - start > length_ms:
-            blocks.append(_close(entries, lo, position, start, tokens, now_ms, length_ms))
+            blocks.append(_close(times, lo, position, start, tokens, now_ms, length_ms))
             if since_gap:
                 blocks.append(Block(last + length_ms, ts, position, position, gap=True))
             lo = position
@@ -69,15 +74,15 @@ def identify_blocks(entries: Sequence[Entry], now_ms: int, length_ms: int = BLOC
             continue
         last = ts
         tokens += total
-    if lo < len(entries):
-        blocks.append(_close(entries, lo, len(entries), start, tokens, now_ms, length_ms))
+    if lo < len(times):
+        blocks.append(_close(times, lo, len(times), start, tokens, now_ms, length_ms))
     return blocks
 
 
 def _close(
-    entries: Sequence[Entry], lo: int, hi: int, start: int, tokens: int, now_ms: int, length_ms: int
+    times: Sequence[int], lo: int, hi: int, start: int, tokens: int, now_ms: int, length_ms: int
 ) -> Block:
-    first, last = entries[lo].ts, entries[hi - 1].ts
+    first, last = times[lo], times[hi - 1]
     end = start + length_ms
     active = now_ms - last < length_ms and now_ms < end
     return Block(start, end, lo, hi, first, last, tokens, gap=False, active=active)

@@ -27,9 +27,10 @@ import msgspec
 
 from k3sc.sessions import transcripts
 from k3sc.sessions.dedup import Deduper
+from k3sc.sessions.table import Columns, Table, columns_of, table_of
 from k3sc.sessions.usage import Entry
 
-VERSION = 1
+VERSION = 2
 CHUNK = 16 * 1024 * 1024
 HEAD = 1024
 PARALLEL_BYTES = 64 * 1024 * 1024  # below this, starting worker processes costs more than it saves
@@ -56,7 +57,7 @@ class _Stored(msgspec.Struct):
     version: int
     roots: list[str]
     files: dict[str, FileState]
-    claude: list[Entry]
+    claude: Columns
     codex: list[Entry]
 
 
@@ -97,12 +98,33 @@ class UsageIndex:
     roots: Sequence[Root]
     cache_file: Path | None
     files: dict[str, FileState] = field(default_factory=dict)
-    claude: Deduper = field(default_factory=Deduper)
     codex: list[Entry] = field(default_factory=list)
     stats: PassStats = field(default_factory=PassStats)
     _loaded: bool = False
     workers: int | None = None  # None: one per core for a big cold parse
     parallel_bytes: int = PARALLEL_BYTES
+    # The Claude rows live in one of two forms: the table as loaded (cheap, read-only), or, once new
+    # lines must be merged, a Deduper of Entry objects. Each is derived from the other on demand.
+    _table: Table | None = None
+    _deduper: Deduper | None = None
+    _stored: Columns | None = None  # the columns as loaded, saved again as they are if unchanged
+
+    @property
+    def claude(self) -> Deduper:
+        """The rows as a Deduper (built from the loaded table the first time new lines arrive)."""
+        if self._deduper is None:
+            self._deduper = Deduper(self._table.entries() if self._table is not None else ())
+            self._table = None
+        return self._deduper
+
+    def claude_table(self) -> Table:
+        """The rows sorted by time, column-wise."""
+        if self._table is None:
+            self._table = table_of(self._deduper.entries if self._deduper is not None else [])
+        return self._table
+
+    def _reset(self) -> None:
+        self.files, self.codex, self._table, self._deduper, self._stored = {}, [], None, Deduper(), None
 
     # ------------------------------------------------------------ persistence
 
@@ -120,14 +142,19 @@ class UsageIndex:
             return  # a corrupt or old cache is rebuilt, never trusted
         if stored.version != VERSION or stored.roots != self._root_names():
             return
-        self.files, self.claude, self.codex = stored.files, Deduper(stored.claude), stored.codex
+        self.files, self.codex = stored.files, stored.codex
+        self._table, self._deduper, self._stored = Table(stored.claude), None, stored.claude
         self.stats.load_ms = (time.perf_counter() - started) * 1000
 
     def save(self) -> None:
         if self.cache_file is None:
             return
         started = time.perf_counter()
-        stored = _Stored(VERSION, self._root_names(), self.files, self.claude.entries, self.codex)
+        if self._deduper is not None:
+            rows = columns_of(self._deduper.entries)
+        else:
+            rows = self._stored if self._stored is not None else columns_of([])
+        stored = _Stored(VERSION, self._root_names(), self.files, rows, self.codex)
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=self.cache_file.parent, prefix=".sessions-index-")
         try:
@@ -152,7 +179,7 @@ class UsageIndex:
         self.stats.files = len(seen)
         jobs, rebuild = self._plan(seen)
         if rebuild:
-            self.files, self.claude, self.codex = {}, Deduper(), []
+            self._reset()
             jobs, _ = self._plan(seen)
             self.stats.cold = True
         elif not self.files and jobs:
@@ -223,7 +250,9 @@ class UsageIndex:
             self.stats.parsed_bytes += consumed
             self.stats.parsed_files += 1
             if job.kind == CLAUDE:
-                self.claude.extend(rows)
+                if rows:
+                    self.claude.extend(rows)
+                    self._table = None
             else:
                 self.codex.extend(rows)
 

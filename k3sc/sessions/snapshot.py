@@ -8,12 +8,12 @@ per-session totals and the active block into a `Snapshot`, timing each step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 from pathlib import Path, PurePath
 
 from k3sc.sessions import blocks, mapping, processes, registry, roots
@@ -223,7 +223,8 @@ class Collector:
             [entry[0] for entry in live.values()], [str(p) for p in self.claude_roots], transcripts
         )
         wanted = {sid for m in mapped.values() for sid in m.session_ids}
-        rows = _bucket(self.index.claude.entries, wanted)
+        table = self.index.claude_table()
+        rows = {sid: table.rows(positions) for sid, positions in table.positions_of(wanted).items()}
         known = {t.session for group in transcripts.values() for t in group}
         views = []
         for pid, (process, info, reg) in live.items():
@@ -324,8 +325,8 @@ class Collector:
         if not self.claude_roots:
             return None, self._high_water(0, None), "no Claude Code data found (no projects/ folder)", 0.0
         t = time.perf_counter()
-        ordered = sorted(self.index.claude.entries, key=attrgetter("ts"))
-        found = blocks.identify_blocks(ordered, now_ms)
+        table = self.index.claude_table()  # sorted by time
+        found = blocks.identify(table.ts, table.totals(), now_ms)
         blocks_ms = (time.perf_counter() - t) * 1000
         completed = [b for b in found if not b.gap and not b.active]
         best = max(completed, key=lambda b: b.tokens, default=None)
@@ -333,12 +334,9 @@ class Collector:
         active = next((b for b in reversed(found) if b.active), None)
         if active is None:
             return None, high_water, None, blocks_ms
-        own = ordered[active.lo : active.hi]
+        own = table.rows(range(active.lo, active.hi))
         costs = [self.prices.cost(entry, self.mode) for entry in own]
-        shifted = blocks.Block(
-            active.start_ms, active.end_ms, 0, len(own), active.first_ms, active.last_ms, active.tokens,
-            active.gap, active.active,
-        )  # fmt: skip
+        shifted = dataclasses.replace(active, lo=0, hi=len(own))
         return blocks.report(shifted, own, costs, now_ms, high_water or None), high_water, None, blocks_ms
 
     def _high_water(self, seen: int, block_id: str | None) -> int:

@@ -150,3 +150,15 @@ def test_worker_processes_give_the_serial_result(tmp_path: Path) -> None:
     stats = parallel.refresh()
     assert stats.workers == 2
     assert parallel.claude.entries == serial.claude.entries and parallel.codex == serial.codex
+
+
+def test_the_stored_columns_keep_every_field_and_sort_by_time() -> None:
+    from k3sc.sessions.table import table_of
+    from tests.sessions.builders import entry
+
+    rows = [
+        entry(T0 + hours(2), message="b", output=5, cost=0.25, speed="fast", sidechain=True, session="x"),
+        entry(T0, message=None, request=None, cache_1h=7, model="<synthetic>"),
+        entry(T0 + hours(1), message="c", cache_5m=3, cache_read=9, model="gpt-5.3-codex", session="y"),
+    ]
+    assert table_of(rows).entries() == sorted(rows, key=lambda e: e.ts)
