@@ -11,7 +11,7 @@ deletes old transcripts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -77,6 +77,17 @@ def identify(
     if lo < len(times):
         blocks.append(_close(times, lo, len(times), start, tokens, now_ms, length_ms))
     return blocks
+
+
+def at_time(found: Sequence[Block], now_ms: int, length_ms: int = BLOCK_MS) -> list[Block]:
+    """The same blocks judged at `now_ms`: only `active` depends on the time, so blocks identified
+    earlier over unchanged requests can be reused instead of identified again."""
+    return [
+        block
+        if block.gap
+        else replace(block, active=now_ms - (block.last_ms or 0) < length_ms and now_ms < block.end_ms)
+        for block in found
+    ]
 
 
 def _close(

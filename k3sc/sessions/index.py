@@ -26,6 +26,7 @@ from pathlib import Path
 import msgspec
 
 from k3sc.sessions import transcripts
+from k3sc.sessions.blocks import Block, identify
 from k3sc.sessions.dedup import Deduper
 from k3sc.sessions.table import Columns, Table, columns_of, table_of
 from k3sc.sessions.usage import Entry
@@ -59,6 +60,7 @@ class _Stored(msgspec.Struct):
     files: dict[str, FileState]
     claude: Columns
     codex: list[Entry]
+    blocks: list[Block] | None = None  # identified over `claude`; reused while it is unchanged
 
 
 @dataclass
@@ -108,6 +110,7 @@ class UsageIndex:
     _table: Table | None = None
     _deduper: Deduper | None = None
     _stored: Columns | None = None  # the columns as loaded, saved again as they are if unchanged
+    _blocks: list[Block] | None = None
 
     @property
     def claude(self) -> Deduper:
@@ -123,7 +126,15 @@ class UsageIndex:
             self._table = table_of(self._deduper.entries if self._deduper is not None else [])
         return self._table
 
+    def blocks(self, now_ms: int) -> list[Block]:
+        """The 5-hour blocks of the Claude rows (judged active at `now_ms` by the caller)."""
+        if self._blocks is None:
+            table = self.claude_table()
+            self._blocks = identify(table.ts, table.totals(), now_ms)
+        return self._blocks
+
     def _reset(self) -> None:
+        self._blocks = None
         self.files, self.codex, self._table, self._deduper, self._stored = {}, [], None, Deduper(), None
 
     # ------------------------------------------------------------ persistence
@@ -144,6 +155,7 @@ class UsageIndex:
             return
         self.files, self.codex = stored.files, stored.codex
         self._table, self._deduper, self._stored = Table(stored.claude), None, stored.claude
+        self._blocks = stored.blocks
         self.stats.load_ms = (time.perf_counter() - started) * 1000
 
     def save(self) -> None:
@@ -152,9 +164,11 @@ class UsageIndex:
         started = time.perf_counter()
         if self._deduper is not None:
             rows = columns_of(self._deduper.entries)
+            self._table = Table(rows)  # valid until the next new line; spares the caller a rebuild
+            self._stored = rows
         else:
             rows = self._stored if self._stored is not None else columns_of([])
-        stored = _Stored(VERSION, self._root_names(), self.files, rows, self.codex)
+        stored = _Stored(VERSION, self._root_names(), self.files, rows, self.codex, self.blocks(0))
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=self.cache_file.parent, prefix=".sessions-index-")
         try:
@@ -252,7 +266,7 @@ class UsageIndex:
             if job.kind == CLAUDE:
                 if rows:
                     self.claude.extend(rows)
-                    self._table = None
+                    self._table = self._blocks = None
             else:
                 self.codex.extend(rows)
 

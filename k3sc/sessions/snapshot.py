@@ -326,7 +326,7 @@ class Collector:
             return None, self._high_water(0, None), "no Claude Code data found (no projects/ folder)", 0.0
         t = time.perf_counter()
         table = self.index.claude_table()  # sorted by time
-        found = blocks.identify(table.ts, table.totals(), now_ms)
+        found = blocks.at_time(self.index.blocks(now_ms), now_ms)
         blocks_ms = (time.perf_counter() - t) * 1000
         completed = [b for b in found if not b.gap and not b.active]
         best = max(completed, key=lambda b: b.tokens, default=None)

@@ -153,3 +153,11 @@ def test_active_block_report_burns_and_projects_to_the_block_end() -> None:
     assert report.projection == blocks.Projection(6000 + 100 * 157, round(3.0 + 3.0 / 60 * 157, 2), 157)
     assert report.limit is not None and report.limit.status is blocks.LimitStatus.EXCEEDS
     assert report.models == ("claude-opus-4-6",)
+
+
+@pytest.mark.parametrize("hours_later", [0.5, 3, 4.9, 6, 30])
+def test_blocks_identified_earlier_judged_now_equal_blocks_identified_now(hours_later: float) -> None:
+    rows = at(timedelta(0), H, 7 * H, 8 * H, 20 * H)
+    now = int((BASE + 20 * H + timedelta(hours=hours_later)).timestamp() * 1000)
+    earlier = blocks.identify_blocks(rows, int(BASE.timestamp() * 1000))
+    assert blocks.at_time(earlier, now) == blocks.identify_blocks(rows, now)
