@@ -17,7 +17,7 @@ into one paragraph on stderr and the error's exit code. `--json` output goes thr
 
 from __future__ import annotations
 
-from k3sc.cli import _app, config, dispatch, fleet, leases, scan, steer, up
+from k3sc.cli import _app, cargo_lock, config, dispatch, fleet, launch, leases, scan, sessions, steer, up
 
 app = _app.new_app()
 
@@ -37,6 +37,9 @@ app.command("next")(leases.next_)
 app.command("kill")(steer.kill)
 app.command("reset")(steer.reset)
 app.command("claim")(steer.claim)
+app.command("sessions")(sessions.sessions)
+app.command("launch")(launch.launch)
+app.command("cargo-lock", context_settings=cargo_lock.CONTEXT)(cargo_lock.cargo_lock)
 
 
 def main() -> None:
