@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from k3sc.agent import limits
+from k3sc.usage import Usage
 
 BASH_DETAIL_MAX = 120
 USAGE_MARKER = "[usage] "
@@ -44,42 +45,6 @@ class Verdict(StrEnum):
     BUDGET_STOPPED = "budget_stopped"  # max turns / max budget / k3sc's own timeout
     AGENT_FAILED = "agent_failed"  # the agent errored or exited non-zero
     UNKNOWN = "unknown"  # nothing conclusive (no exit code, no final result)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens and cost of one run; `total_tokens` is the sum of the four token counts."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_tokens: int = 0
-    cache_read_tokens: int = 0
-    total_tokens: int = 0
-    cost_usd: float | None = None
-    models: tuple[str, ...] = ()
-    turns: int | None = None
-
-    @classmethod
-    def of(
-        cls, tokens: Tokens, *, cost: float | None, models: tuple[str, ...], turns: int | None
-    ) -> Usage | None:
-        """A Usage, or None when nothing was used (a run that never reached the model)."""
-        if sum(tokens) <= 0 and not cost:
-            return None
-        return cls(*tokens, total_tokens=sum(tokens), cost_usd=cost, models=models, turns=turns)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The snake_case keys of the original `[usage] {json}` line, for artifacts and ledgers."""
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_creation_tokens": self.cache_creation_tokens,
-            "cache_read_tokens": self.cache_read_tokens,
-            "total_tokens": self.total_tokens,
-            "cost_usd": self.cost_usd,
-            "models": list(self.models),
-            "turns": self.turns,
-        }
 
 
 @dataclass(frozen=True)
