@@ -4,8 +4,9 @@ Deployment `k3sc-agent`. The run prepares the agent's workspace on the issue bra
 the agent CLI with the prompt for its kind, and relays every output line into this run's
 Prefect log (secrets redacted) so the UI and `k3sc logs` show what the agent does. It never
 writes workflow labels: the dispatcher verifies the outcome on GitHub and moves the issue.
-The final state says how the process ended; "usage limit" is a failure even when the CLI
-exits 0 with `subtype: success`.
+The final state says how the process ended. A usage-limit hit (even one the CLI reports as
+exit 0 with `subtype: success`) ends FAILED with state name `Parked` and a `LimitHit` message, so
+the dispatcher parks the family instead of counting a failure (see `k3sc.usage`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
-from k3sc import slots
+from k3sc import slots, usage
 from k3sc.agent import gh_guard, process, prompts, streams
 from k3sc.labels import Kind
 from k3sc.models import Repo
@@ -77,6 +78,7 @@ async def agent(
                 gh_guard.install, workspace.path, config.safety.gh_allowed, env.get("PATH", "")
             )
             env["PATH"] = gh_guard.guarded_path(guard, env.get("PATH", ""))
+            billing = usage.billing_of({name for name in env if prompts.belongs(name, family)})
             reader = streams.StreamReader()
             started = datetime.now(UTC)
 
@@ -93,19 +95,37 @@ async def agent(
                 on_line=relay,
                 secrets=prompts.secret_values(env),
             )
-    summary = reader.summary(exit_code=result.exit_code, timed_out=result.timed_out, now=datetime.now(UTC))
-    await publish_usage(summary, result, started)
-    return final_state(result, summary, config.agent.timeout.total_seconds())
+    # Local time: a reset given without a zone ("resets 5am") is in the CLI's zone, i.e. this machine's.
+    summary = reader.summary(
+        exit_code=result.exit_code, timed_out=result.timed_out, now=datetime.now(UTC).astimezone()
+    )
+    record = usage.UsageRecord(
+        repo=target.full_name,
+        issue=issue,
+        kind=job.value,
+        agent=agent,
+        attempt=attempt,
+        billing=billing,
+        started=started,
+        duration_s=result.duration_s,
+        verdict=summary.verdict.value,
+        exit_code=result.exit_code,
+        usage=summary.usage,
+    )
+    await publish_usage(record)
+    return final_state(result, summary, config.agent.timeout.total_seconds(), family=family.value)
 
 
-def final_state(result: process.ProcessResult, summary: streams.StreamSummary, timeout: float) -> State[Any]:
+def final_state(
+    result: process.ProcessResult, summary: streams.StreamSummary, timeout: float, *, family: str
+) -> State[Any]:
     """Map how the process ended to the run's state; the message is what the hand-off reports."""
     took = f"{result.duration_s:.1f}s"
     if result.timed_out:
         return Failed(message=f"timed out after {timeout:.0f}s")
-    if summary.verdict is streams.Verdict.USAGE_LIMIT:
-        resets = f" (resets {summary.resets_at:%Y-%m-%d %H:%M %Z})" if summary.resets_at else ""
-        return Failed(message=f"usage limit: {summary.reason}{resets}")
+    if (hit := summary.limit_hit(family)) is not None:
+        # Whatever the exit code: the CLI exits 0 on a limit, and the work simply did not happen.
+        return Failed(name=usage.PARKED, message=hit.encode())
     if result.exit_code != 0:
         return Failed(
             message=f"exit code {result.exit_code} after {took}: {summary.reason or 'agent failed'}"
@@ -119,27 +139,8 @@ def final_state(result: process.ProcessResult, summary: streams.StreamSummary, t
     return Completed(message=f"exit 0 after {took}")
 
 
-async def publish_usage(
-    summary: streams.StreamSummary, result: process.ProcessResult, started: datetime
-) -> None:
-    """Token usage and cost as a table artifact on the run (the cost ledger's source)."""
-    usage = summary.usage
-    row: dict[str, Any] = {
-        "started": started.isoformat(timespec="seconds"),
-        "duration_s": round(result.duration_s, 1),
-        "exit_code": result.exit_code,
-        "verdict": summary.verdict.value,
-    }
-    if usage is not None:
-        row.update(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_creation_tokens=usage.cache_creation_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            total_tokens=usage.total_tokens,
-            cost_usd=usage.cost_usd,
-            models=", ".join(usage.models),
-        )
+async def publish_usage(record: usage.UsageRecord) -> None:
+    """The run's usage as a one-row table artifact (the cost ledger's source; `k3sc.usage`)."""
     await acreate_table_artifact(
-        table=[row], key="k3sc-agent-usage", description="agent usage for this attempt"
+        table=[record.usage_row()], key=usage.USAGE_ARTIFACT_KEY, description="agent usage for this attempt"
     )
