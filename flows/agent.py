@@ -21,7 +21,8 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
 from k3sc import slots, usage
-from k3sc.agent import gh_guard, process, prompts, streams
+from k3sc.agent import gh_guard, meter, process, prompts, streams
+from k3sc.config import BudgetConfig
 from k3sc.labels import Kind
 from k3sc.models import Repo
 from tasks import agent_steps
@@ -80,12 +81,15 @@ async def agent(
             env["PATH"] = gh_guard.guarded_path(guard, env.get("PATH", ""))
             billing = usage.billing_of({name for name in env if prompts.belongs(name, family)})
             reader = streams.StreamReader()
+            budget_meter = meter_for(reader, billing, config.budget)
             started = datetime.now(UTC)
 
             def relay(line: str) -> None:
                 shown = reader.feed(line)
                 if shown:
                     log.info(shown)
+                if (stop := budget_meter.observe(line)) is not None:
+                    log.warning("%s; interrupting the agent", stop.encode().partition(" | ")[0])
 
             result = await process.run(
                 prompts.command_for(family, prompt, config.agent.command),
@@ -94,6 +98,8 @@ async def agent(
                 timeout=config.agent.timeout.total_seconds(),
                 on_line=relay,
                 secrets=prompts.secret_values(env),
+                stop=budget_meter.stop,
+                interrupt_grace=config.budget.interrupt_grace.total_seconds(),
             )
     # Local time: a reset given without a zone ("resets 5am") is in the CLI's zone, i.e. this machine's.
     summary = reader.summary(
@@ -108,19 +114,42 @@ async def agent(
         billing=billing,
         started=started,
         duration_s=result.duration_s,
-        verdict=summary.verdict.value,
+        verdict=streams.Verdict.BUDGET_STOPPED.value if budget_meter.stopped_by else summary.verdict.value,
         exit_code=result.exit_code,
         usage=summary.usage,
     )
     await publish_usage(record)
-    return final_state(result, summary, config.agent.timeout.total_seconds(), family=family.value)
+    return final_state(
+        result, summary, config.agent.timeout.total_seconds(), family=family.value, budget=budget_meter.stopped_by
+    )
+
+
+def meter_for(
+    reader: streams.StreamReader, billing: usage.Billing, budget: BudgetConfig
+) -> meter.BudgetMeter:
+    """The run's budget meter, with the caps from config `budget`."""
+    caps = usage.Caps(
+        per_run_usd=budget.per_run_usd,
+        per_day_usd=budget.per_day_usd,
+        per_run_tokens=budget.per_run_tokens,
+        per_day_tokens=budget.per_day_tokens,
+    )
+    return meter.BudgetMeter(reader, billing, caps)
 
 
 def final_state(
-    result: process.ProcessResult, summary: streams.StreamSummary, timeout: float, *, family: str
+    result: process.ProcessResult,
+    summary: streams.StreamSummary,
+    timeout: float,
+    *,
+    family: str,
+    budget: usage.BudgetStop | None = None,
 ) -> State[Any]:
     """Map how the process ended to the run's state; the message is what the hand-off reports."""
     took = f"{result.duration_s:.1f}s"
+    if budget is not None:
+        # k3sc interrupted it: a failure by policy, never retried automatically.
+        return Failed(name=usage.BUDGET_STOPPED, message=budget.encode())
     if result.timed_out:
         return Failed(message=f"timed out after {timeout:.0f}s")
     if (hit := summary.limit_hit(family)) is not None:

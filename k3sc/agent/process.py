@@ -24,6 +24,9 @@ from k3sc.errors import AgentError
 MAX_LINE_BYTES = 1024 * 1024  # longer lines are cut into pieces of this size
 TAIL_LINES = 40
 DEFAULT_GRACE_S = 10.0
+# After a stop request's SIGINT, how long the agent may wrap up (Claude ends its turn and prints
+# its result) before SIGTERM.
+DEFAULT_INTERRUPT_GRACE_S = 30.0
 # After the agent exits, how long its output may still drain before the pipe is closed on it.
 _DRAIN_S = 5.0
 # Lines of a multi-line secret (e.g. an auth.json) shorter than this are too generic to redact.
@@ -35,7 +38,9 @@ class ProcessResult:
     """How the agent process ended.
 
     `exit_code` is None when k3sc had to kill it (timeout); a negative code means another
-    signal ended it. `tail` holds the last redacted lines, for error messages.
+    signal ended it. `stopped` is True when the caller's stop request ended it (then
+    `exit_code` is whatever the agent exited with after the interrupt). `tail` holds the last
+    redacted lines, for error messages.
     """
 
     exit_code: int | None
@@ -43,6 +48,7 @@ class ProcessResult:
     duration_s: float
     lines: int
     tail: tuple[str, ...]
+    stopped: bool = False
 
 
 async def run(
@@ -56,6 +62,8 @@ async def run(
     on_line: Callable[[str], None],
     secrets: Sequence[str] = (),
     grace: float = DEFAULT_GRACE_S,
+    stop: asyncio.Event | None = None,
+    interrupt_grace: float = DEFAULT_INTERRUPT_GRACE_S,
 ) -> ProcessResult:
     """Run `argv` in `cwd` with exactly `env`, feeding each redacted output line to `on_line`.
 
@@ -68,6 +76,9 @@ async def run(
             order of arrival, already redacted; an exception here stops the process.
         secrets: values replaced by `***` in every line (and in `tail`).
         grace: seconds between SIGTERM and SIGKILL.
+        stop: set it (e.g. from `on_line`, when a budget is spent) to stop the agent: SIGINT to
+            its group, `interrupt_grace` seconds to wrap up, then SIGTERM, `grace`, SIGKILL.
+        interrupt_grace: seconds between the stop's SIGINT and SIGTERM.
 
     Returns:
         A `ProcessResult`.
@@ -103,13 +114,23 @@ async def run(
         raise AgentError(f"agent command {argv[0]!r} is not executable") from None
 
     pgid = transport.get_pid()
-    timed_out = False
+    timed_out = stopped = False
+    stop = stop or asyncio.Event()
     try:
-        exited = await _first(protocol.exited, protocol.failed, timeout)
-        if not exited and not protocol.failed.is_set():
-            timed_out = True
+        deadline = loop.time() + timeout
+        ending = await _first_of(
+            {"exited": protocol.exited, "failed": protocol.failed, "stop": stop}, timeout
+        )
+        if ending == "stop":
+            stopped = True
+            _signal_group(pgid, signal.SIGINT)
+            # The stop's grace never runs past the run's own timeout.
+            wrap_up = max(min(interrupt_grace, deadline - loop.time()), 0.0)
+            ending = await _first_of({"exited": protocol.exited, "failed": protocol.failed}, wrap_up)
+        if ending is None:
+            timed_out = not stopped
             _signal_group(pgid, signal.SIGTERM)
-            if not await _first(protocol.exited, protocol.failed, grace):
+            if await _first_of({"exited": protocol.exited, "failed": protocol.failed}, grace) is None:
                 _signal_group(pgid, signal.SIGKILL)
         if protocol.failed.is_set():
             raise protocol.error or AgentError("output handling failed")
@@ -137,19 +158,21 @@ async def run(
         duration_s=loop.time() - started,
         lines=protocol.count,
         tail=tuple(protocol.tail),
+        stopped=stopped,
     )
 
 
-async def _first(done: asyncio.Event, failed: asyncio.Event, seconds: float) -> bool:
-    """Wait until `done` or `failed` is set or `seconds` pass; True if `done` is set."""
-    waiters = {asyncio.ensure_future(done.wait()), asyncio.ensure_future(failed.wait())}
+async def _first_of(events: dict[str, asyncio.Event], seconds: float) -> str | None:
+    """Wait until one of `events` is set or `seconds` pass; the first set one's name, else None."""
+    waiters = {asyncio.ensure_future(event.wait()) for event in events.values()}
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
-    return done.is_set()
+    # Fixed order: an exit beats a failure beats a stop that arrived at the same moment.
+    return next((name for name, event in events.items() if event.is_set()), None)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
