@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 from collections import deque
@@ -64,6 +65,7 @@ async def run(
     grace: float = DEFAULT_GRACE_S,
     stop: asyncio.Event | None = None,
     interrupt_grace: float = DEFAULT_INTERRUPT_GRACE_S,
+    spare_leader: bool = False,
 ) -> ProcessResult:
     """Run `argv` in `cwd` with exactly `env`, feeding each redacted output line to `on_line`.
 
@@ -79,6 +81,9 @@ async def run(
         stop: set it (e.g. from `on_line`, when a budget is spent) to stop the agent: SIGINT to
             its group, `interrupt_grace` seconds to wrap up, then SIGTERM, `grace`, SIGKILL.
         interrupt_grace: seconds between the stop's SIGINT and SIGTERM.
+        spare_leader: SIGINT and SIGTERM go to the group's members but not to `argv[0]`'s own
+            process (a sandbox launcher such as bwrap, which would die at once and take the
+            agent with it before it could wrap up); SIGKILL still takes the whole group.
 
     Returns:
         A `ProcessResult`.
@@ -121,15 +126,20 @@ async def run(
         ending = await _first_of(
             {"exited": protocol.exited, "failed": protocol.failed, "stop": stop}, timeout
         )
+        soft = (
+            functools.partial(_signal_members, pgid)
+            if spare_leader
+            else functools.partial(_signal_group, pgid)
+        )
         if ending == "stop":
             stopped = True
-            _signal_group(pgid, signal.SIGINT)
+            soft(signal.SIGINT)
             # The stop's grace never runs past the run's own timeout.
             wrap_up = max(min(interrupt_grace, deadline - loop.time()), 0.0)
             ending = await _first_of({"exited": protocol.exited, "failed": protocol.failed}, wrap_up)
         if ending is None:
             timed_out = not stopped
-            _signal_group(pgid, signal.SIGTERM)
+            soft(signal.SIGTERM)
             if await _first_of({"exited": protocol.exited, "failed": protocol.failed}, grace) is None:
                 _signal_group(pgid, signal.SIGKILL)
         if protocol.failed.is_set():
@@ -179,6 +189,22 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
     # ESRCH: the group is already empty. EPERM: a member changed uid; nothing more we can do.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _signal_members(pgid: int, sig: signal.Signals) -> None:
+    """`sig` to every process in group `pgid` except its leader (Linux: read from /proc)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == pgid:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                # Fields after the parenthesised command: state, ppid, pgrp, ...
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), sig)
 
 
 def _redactor(secrets: Sequence[str]) -> Callable[[str], str]:
