@@ -11,7 +11,6 @@ the dispatcher parks the family instead of counting a failure (see `k3sc.usage`)
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,11 +73,10 @@ async def agent(
                 family=family,
                 family_secrets=await agent_secrets(),
             )
-            # Only the gh subcommands safety.gh_allowed names run (reference §4.3).
-            guard = await asyncio.to_thread(
-                gh_guard.install, workspace.path, config.safety.gh_allowed, env.get("PATH", "")
-            )
-            env["PATH"] = gh_guard.guarded_path(guard, env.get("PATH", ""))
+            # Only the gh subcommands safety.gh_allowed names run, git keeps its hooks, and on
+            # Linux the agent sees its workspace and little else (config agent.sandbox).
+            confinement = await agent_steps.confine_agent(config, target, workspace, env.get("PATH", ""))
+            env["PATH"] = gh_guard.guarded_path(confinement.guards.directory, env.get("PATH", ""))
             billing = usage.billing_of({name for name in env if prompts.belongs(name, family)})
             reader = streams.StreamReader()
             budget_meter = meter_for(reader, billing, config.budget)
@@ -92,7 +90,7 @@ async def agent(
                     log.warning("%s; interrupting the agent", stop.encode().partition(" | ")[0])
 
             result = await process.run(
-                prompts.command_for(family, prompt, config.agent.command),
+                confinement.command(prompts.command_for(family, prompt, config.agent.command)),
                 cwd=workspace.path,
                 env=env,
                 timeout=config.agent.timeout.total_seconds(),
@@ -100,6 +98,7 @@ async def agent(
                 secrets=prompts.secret_values(env),
                 stop=budget_meter.stop,
                 interrupt_grace=config.budget.interrupt_grace.total_seconds(),
+                spare_leader=confinement.sandboxed,
             )
     # Local time: a reset given without a zone ("resets 5am") is in the CLI's zone, i.e. this machine's.
     summary = reader.summary(
@@ -120,7 +119,11 @@ async def agent(
     )
     await publish_usage(record)
     return final_state(
-        result, summary, config.agent.timeout.total_seconds(), family=family.value, budget=budget_meter.stopped_by
+        result,
+        summary,
+        config.agent.timeout.total_seconds(),
+        family=family.value,
+        budget=budget_meter.stopped_by,
     )
 
 

@@ -228,7 +228,15 @@ def command(argv: Sequence[str], bwrap: str, layout: Layout) -> list[str]:
     guards = layout.guards
     if guards is not None:
         hooks = layout.workspace / ".git" / "hooks"
-        args += ["--ro-bind", str(hooks), str(hooks)]
+        # The wrapper directory before the real tools inside it: a later bind would cover them.
+        args += [
+            "--ro-bind",
+            str(hooks),
+            str(hooks),
+            "--ro-bind",
+            str(guards.directory),
+            str(guards.directory),
+        ]
         for tool, real, targets in (
             ("git", guards.real_git, guards.git_paths),
             ("gh", guards.real_gh, guards.gh_paths),
@@ -239,7 +247,6 @@ def command(argv: Sequence[str], bwrap: str, layout: Layout) -> list[str]:
             args += ["--ro-bind", os.path.realpath(real), str(guards.hidden(tool))]
             for target in targets:
                 args += ["--ro-bind", str(wrapper), target]
-        args += ["--ro-bind", str(guards.directory), str(guards.directory)]
     args += ["--chdir", str(layout.workspace), "--", *argv]
     return args
 
