@@ -41,8 +41,10 @@ async def agent(
     )
     async with services() as svc:
         config = svc.config
-        token = svc.github_token.get_secret_value() if svc.github_token else None
-        workspace = await agent_steps.prepare_workspace(svc, target, agent, issue)
+        # Never the dispatcher's installation token: with an App, one minted for this run alone.
+        github_token = await agent_steps.agent_github_token(svc, target)
+        token = github_token.get_secret_value() if github_token else None
+        workspace = await agent_steps.prepare_workspace(svc, target, agent, issue, github_token)
         with workspace:  # holds the per-(repo, agent) clone lock until the agent is done
             prompt = prompts.render(
                 job,

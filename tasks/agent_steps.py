@@ -10,23 +10,52 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import SecretStr
 
 from k3sc import config as k3sc_config
 from k3sc.agent import confine, workspace
 from k3sc.config import Config
 from k3sc.errors import AgentError
+from k3sc.github import credentials
 from k3sc.models import Repo
 from tasks.context import Services
 
 
+@task(name="agent-token", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+async def agent_github_token(svc: Services, repo: Repo) -> SecretStr | None:
+    """The GitHub token this run's agent gets: with `github_app`, one minted for this run alone
+    (its repository, contents/pull_requests/issues write, metadata read, at most 1 h); else the
+    configured token, which GitHub cannot narrow."""
+    log = get_run_logger()
+    config = svc.config
+    if config.github_app is None:
+        log.info(
+            "the agent gets k3sc's own GitHub token: a personal token cannot be limited to one repository "
+            "(configure github_app for per-run tokens)"
+        )
+        return svc.github_token
+    app = await credentials.resolve(config)
+    if not isinstance(app, credentials.AppCredentials):  # resolve() prefers github_app when set
+        raise AgentError("github_app is configured but did not resolve to App credentials")
+    minted = await credentials.agent_token(app, config.github_api_url, repo)
+    log.info(
+        "agent token for %s only (contents, pull_requests and issues write; metadata read), expires %s",
+        minted.repository,
+        minted.expires_at.isoformat(timespec="minutes"),
+    )
+    return minted.token
+
+
 @task(name="prepare-workspace", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-async def prepare_workspace(svc: Services, repo: Repo, agent: str, issue: int) -> workspace.Workspace:
+async def prepare_workspace(
+    svc: Services, repo: Repo, agent: str, issue: int, token: SecretStr | None
+) -> workspace.Workspace:
     """Clone or fetch the agent's persistent clone and check out the issue branch."""
     log = get_run_logger()
     config = svc.config
     configured = config.repo_config(repo)
     default_branch = configured.default_branch if configured else None
-    token = svc.github_token.get_secret_value() if svc.github_token else None
+    secret = token.get_secret_value() if token else None
     prepared = await workspace.prepare(
         root=config.workspace_root,
         repo=repo,
@@ -36,7 +65,7 @@ async def prepare_workspace(svc: Services, repo: Repo, agent: str, issue: int) -
         branch=config.safety.branch_for(issue),
         default_branch=default_branch,
         blocked_words=config.safety.blocked_commit_words,
-        token=token,
+        token=secret,
         log=log.info,
     )
     log.info(

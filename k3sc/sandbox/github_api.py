@@ -198,7 +198,7 @@ class Api:
                     break
                 chosen.append(found)
             else:
-                return list(dict.fromkeys(chosen))
+                return list({repo.id: repo for repo in chosen}.values())
         raise Rejected(
             422,
             "There is at least one repository that does not exist or is not accessible to the parent "
