@@ -72,10 +72,7 @@ def test_a_usage_limit_run_is_parked_and_every_run_leaves_its_usage(
         records = [UsageRecord.from_artifact_data(a["data"]) for a in artifacts.json()]
         assert len(records) == len(flow_runs)
         for record in records:
-            assert (record.repo, record.issue, record.kind, record.verdict) == (
-                ref.split("#")[0],
-                1,
-                "implement",
-                "usage_limit",
-            )
+            assert (record.repo, record.issue) == (ref.split("#")[0], 1)
+            expected = "usage_limit" if record.agent.startswith("claude-") else "success_claimed"
+            assert record.verdict == expected, record
             assert record.usage is not None and record.usage.total_tokens > 0
