@@ -260,7 +260,7 @@ def layout(
     secret_files: Iterable[Path] = (),
     writable: Iterable[Path] = (),
     guards: Guards | None = None,
-    exists: Mapping[str, bool] | None = None,
+    exists: Mapping[str, str] | None = None,
 ) -> Layout:
     """What to hide and what to keep writable for one run, from the paths that exist.
 
@@ -272,14 +272,15 @@ def layout(
         secret_files: more files to hide (the config file, the GitHub App key).
         writable: more paths the agent must write (a local bare remote in the sandbox world).
         guards: the gh and git wrappers to mount over the real tools.
-        exists: a seam for tests, path → whether it exists; None looks at the filesystem.
+        exists: a seam for tests, path → "dir" or "file" for what exists; None looks at the
+            filesystem.
     """
 
     def there(path: Path) -> bool:
-        return exists.get(str(path), False) if exists is not None else path.exists()
+        return str(path) in exists if exists is not None else path.exists()
 
     def is_dir(path: Path) -> bool:
-        return exists.get(str(path), False) if exists is not None else path.is_dir()
+        return exists.get(str(path)) == "dir" if exists is not None else path.is_dir()
 
     # Hidden whole, even when the workspace is inside: its own bind comes back on top.
     hide_dirs = [p for p in (k3sc_home, workspace_root) if is_dir(p)]
