@@ -211,7 +211,7 @@ def stub_issue(fake_github: ContractCheckedFakeGitHub) -> dict[str, str]:
 
 
 async def test_a_stub_streaming_past_its_run_cap_is_stopped_within_5s(
-    stub_issue: dict[str, str], tmp_path: Path
+    stub_issue: dict[str, str], fake_github: ContractCheckedFakeGitHub, tmp_path: Path
 ) -> None:
     reader = streams.StreamReader()
     # 10,000 tokens: crossed after about 8 budget messages (~0.8 s); unchecked it would run ~6 s.
@@ -230,7 +230,9 @@ async def test_a_stub_streaming_past_its_run_cap_is_stopped_within_5s(
             timeout=60,
             on_line=on_line,
             stop=budget.stop,
-            interrupt_grace=30,
+            # Bounded: SIGTERM 3 s after the interrupt, SIGKILL 1 s later, whatever the agent does.
+            interrupt_grace=3,
+            grace=1,
         ),
         HANG_GUARD_S,
     )
@@ -240,6 +242,8 @@ async def test_a_stub_streaming_past_its_run_cap_is_stopped_within_5s(
     print(f"crossed {budget.crossed_at - started:.2f}s after start; stopped {latency:.3f}s later")
     assert result.stopped
     assert latency < 5.0
-    # The stub ended the way Claude ends an interrupted turn, and never reached its PR.
-    assert reader.summary(exit_code=result.exit_code).reason.startswith("agent exited with code 130")
+    # Normally the interrupt ends it (130, like Claude's interrupted turn); on a starved machine
+    # SIGTERM may come first. Either way it never reached its pull request.
+    assert result.exit_code in (130, -15), result
     assert budget.stopped_by.spent > 10_000
+    assert not [entry for entry in fake_github.write_log if " pull #" in entry]

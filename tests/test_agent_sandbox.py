@@ -124,7 +124,9 @@ class Jail:
                 timeout=60,
                 on_line=on_line,
                 stop=budget.stop,
-                interrupt_grace=30,
+                # Bounded: SIGTERM 3 s after the interrupt, SIGKILL 1 s later, whatever the agent does.
+                interrupt_grace=3,
+                grace=1,
                 spare_leader=True,
             ),
             HANG_GUARD_S,

@@ -17,19 +17,10 @@ from k3sc.errors import AuthError
 from k3sc.github import AppCredentials, credentials
 from k3sc.models import Repo
 from tests.fixtures.github import ContractCheckedFakeGitHub
+from tests.fixtures.keys import rsa_pem
 
 API, WEB = Repo("acme", "api"), Repo("acme", "web")
 JWT = "Bearer e30.e30.sig"  # the fake accepts any JWT-shaped App credential
-
-
-def _rsa_pem() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
 
 
 @pytest.fixture
@@ -38,7 +29,7 @@ def app(fake_github: ContractCheckedFakeGitHub) -> AppCredentials:
     for repo in (API, WEB):
         fake_github.add_repo(repo.owner, repo.name)
         fake_github.add_issue(repo.owner, repo.name, title="t", author="alice", body="b")
-    return AppCredentials(1, fake_github.installation_id("acme"), SecretStr(_rsa_pem()))
+    return AppCredentials(1, fake_github.installation_id("acme"), SecretStr(rsa_pem()))
 
 
 async def call(fake: ContractCheckedFakeGitHub, token: str, method: str, path: str, **kwargs: Any) -> int:
