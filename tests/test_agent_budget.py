@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -174,6 +175,19 @@ async def test_an_agent_that_ignores_both_is_killed(tmp_path: Path) -> None:
     result, lines = await run_and_stop(python(CHILD.format(on_int=None, on_term=None)), tmp_path)
     assert (result.stopped, result.timed_out, result.exit_code) == (True, False, -9)
     assert lines == ["ready", "SIGINT", "SIGTERM"]
+
+
+async def test_the_interrupt_reaches_an_agent_even_when_k3sc_ignores_sigint(tmp_path: Path) -> None:
+    # A worker started in the background (`k3sc up &`, nohup) ignores SIGINT, and an ignored
+    # signal is inherited across exec: the agent must get the default back.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        child = python("import os, time; os.write(1, b'ready\\n'); time.sleep(30)")
+        result, lines = await run_and_stop(child, tmp_path, interrupt_grace=10)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    # Python's default SIGINT handling: KeyboardInterrupt, then death by SIGINT (not SIGTERM later).
+    assert (result.stopped, result.exit_code, lines[0], lines[-1]) == (True, -2, "ready", "KeyboardInterrupt")
 
 
 async def test_a_run_without_a_stop_request_is_not_stopped(tmp_path: Path) -> None:

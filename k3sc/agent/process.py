@@ -107,6 +107,7 @@ async def run(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # its own process group, killed as a whole
+            preexec_fn=_restore_sigint if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else None,
         )
     except FileNotFoundError as exc:
         if exc.filename == str(cwd) or not await asyncio.to_thread(cwd.is_dir):
@@ -189,6 +190,13 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
     # ESRCH: the group is already empty. EPERM: a member changed uid; nothing more we can do.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _restore_sigint() -> None:
+    # Run in the child between fork and exec, only when this process ignores SIGINT (started as a
+    # background job, `nohup`): an ignored signal stays ignored across exec, and the agent would
+    # then never see the interrupt that asks it to wrap up.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _signal_members(pgid: int, sig: signal.Signals) -> None:
