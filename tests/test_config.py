@@ -92,6 +92,7 @@ DEFAULTS = [
     ),
     pytest.param("agent.prompts.review", None, id="agent.prompts.review defaults to the built-in prompt"),
     pytest.param("agent.sandbox", "auto", id="agent.sandbox defaults to auto (bubblewrap when installed)"),
+    pytest.param("leases.ttl", timedelta(hours=12), id="leases.ttl defaults to 12h"),
     pytest.param("budget.per_run_usd", None, id="budget.per_run_usd defaults to no cap"),
     pytest.param("budget.per_day_usd", None, id="budget.per_day_usd defaults to no cap"),
     pytest.param("budget.per_run_tokens", None, id="budget.per_run_tokens defaults to no cap"),
