@@ -4,13 +4,13 @@ Deployment `k3sc-agent`. The run prepares the agent's workspace on the issue bra
 the agent CLI with the prompt for its kind, and relays every output line into this run's
 Prefect log (secrets redacted) so the UI and `k3sc logs` show what the agent does. It never
 writes workflow labels: the dispatcher verifies the outcome on GitHub and moves the issue.
-The final state says how the process ended; "usage limit" is a failure even when the CLI
-exits 0 with `subtype: success`.
+The final state says how the process ended. A usage-limit hit (even one the CLI reports as
+exit 0 with `subtype: success`) ends FAILED with state name `Parked` and a `LimitHit` message, so
+the dispatcher parks the family instead of counting a failure (see `k3sc.usage`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +19,9 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
-from k3sc import slots
-from k3sc.agent import gh_guard, process, prompts, streams
+from k3sc import slots, usage
+from k3sc.agent import gh_guard, meter, process, prompts, streams
+from k3sc.config import BudgetConfig
 from k3sc.labels import Kind
 from k3sc.models import Repo
 from tasks import agent_steps
@@ -40,8 +41,10 @@ async def agent(
     )
     async with services() as svc:
         config = svc.config
-        token = svc.github_token.get_secret_value() if svc.github_token else None
-        workspace = await agent_steps.prepare_workspace(svc, target, agent, issue)
+        # Never the dispatcher's installation token: with an App, one minted for this run alone.
+        github_token = await agent_steps.agent_github_token(svc, target)
+        token = github_token.get_secret_value() if github_token else None
+        workspace = await agent_steps.prepare_workspace(svc, target, agent, issue, github_token)
         with workspace:  # holds the per-(repo, agent) clone lock until the agent is done
             prompt = prompts.render(
                 job,
@@ -72,40 +75,91 @@ async def agent(
                 family=family,
                 family_secrets=await agent_secrets(),
             )
-            # Only the gh subcommands safety.gh_allowed names run (reference §4.3).
-            guard = await asyncio.to_thread(
-                gh_guard.install, workspace.path, config.safety.gh_allowed, env.get("PATH", "")
-            )
-            env["PATH"] = gh_guard.guarded_path(guard, env.get("PATH", ""))
+            # Only the gh subcommands safety.gh_allowed names run, git keeps its hooks, and on
+            # Linux the agent sees its workspace and little else (config agent.sandbox).
+            confinement = await agent_steps.confine_agent(config, target, workspace, env.get("PATH", ""))
+            env["PATH"] = gh_guard.guarded_path(confinement.guards.directory, env.get("PATH", ""))
+            billing = usage.billing_of({name for name in env if prompts.belongs(name, family)})
             reader = streams.StreamReader()
+            budget_meter = meter_for(reader, billing, config.budget)
             started = datetime.now(UTC)
 
             def relay(line: str) -> None:
                 shown = reader.feed(line)
                 if shown:
                     log.info(shown)
+                if (stop := budget_meter.observe(line)) is not None:
+                    log.warning("%s; interrupting the agent", stop.encode().partition(" | ")[0])
 
             result = await process.run(
-                prompts.command_for(family, prompt, config.agent.command),
+                confinement.command(prompts.command_for(family, prompt, config.agent.command)),
                 cwd=workspace.path,
                 env=env,
                 timeout=config.agent.timeout.total_seconds(),
                 on_line=relay,
                 secrets=prompts.secret_values(env),
+                stop=budget_meter.stop,
+                interrupt_grace=config.budget.interrupt_grace.total_seconds(),
+                spare_leader=confinement.sandboxed,
             )
-    summary = reader.summary(exit_code=result.exit_code, timed_out=result.timed_out, now=datetime.now(UTC))
-    await publish_usage(summary, result, started)
-    return final_state(result, summary, config.agent.timeout.total_seconds())
+    # Local time: a reset given without a zone ("resets 5am") is in the CLI's zone, i.e. this machine's.
+    summary = reader.summary(
+        exit_code=result.exit_code, timed_out=result.timed_out, now=datetime.now(UTC).astimezone()
+    )
+    record = usage.UsageRecord(
+        repo=target.full_name,
+        issue=issue,
+        kind=job.value,
+        agent=agent,
+        attempt=attempt,
+        billing=billing,
+        started=started,
+        duration_s=result.duration_s,
+        verdict=streams.Verdict.BUDGET_STOPPED.value if budget_meter.stopped_by else summary.verdict.value,
+        exit_code=result.exit_code,
+        usage=summary.usage,
+    )
+    await publish_usage(record)
+    return final_state(
+        result,
+        summary,
+        config.agent.timeout.total_seconds(),
+        family=family.value,
+        budget=budget_meter.stopped_by,
+    )
 
 
-def final_state(result: process.ProcessResult, summary: streams.StreamSummary, timeout: float) -> State[Any]:
+def meter_for(
+    reader: streams.StreamReader, billing: usage.Billing, budget: BudgetConfig
+) -> meter.BudgetMeter:
+    """The run's budget meter, with the caps from config `budget`."""
+    caps = usage.Caps(
+        per_run_usd=budget.per_run_usd,
+        per_day_usd=budget.per_day_usd,
+        per_run_tokens=budget.per_run_tokens,
+        per_day_tokens=budget.per_day_tokens,
+    )
+    return meter.BudgetMeter(reader, billing, caps)
+
+
+def final_state(
+    result: process.ProcessResult,
+    summary: streams.StreamSummary,
+    timeout: float,
+    *,
+    family: str,
+    budget: usage.BudgetStop | None = None,
+) -> State[Any]:
     """Map how the process ended to the run's state; the message is what the hand-off reports."""
     took = f"{result.duration_s:.1f}s"
+    if budget is not None:
+        # k3sc interrupted it: a failure by policy, never retried automatically.
+        return Failed(name=usage.BUDGET_STOPPED, message=budget.encode())
     if result.timed_out:
         return Failed(message=f"timed out after {timeout:.0f}s")
-    if summary.verdict is streams.Verdict.USAGE_LIMIT:
-        resets = f" (resets {summary.resets_at:%Y-%m-%d %H:%M %Z})" if summary.resets_at else ""
-        return Failed(message=f"usage limit: {summary.reason}{resets}")
+    if (hit := summary.limit_hit(family)) is not None:
+        # Whatever the exit code: the CLI exits 0 on a limit, and the work simply did not happen.
+        return Failed(name=usage.PARKED, message=hit.encode())
     if result.exit_code != 0:
         return Failed(
             message=f"exit code {result.exit_code} after {took}: {summary.reason or 'agent failed'}"
@@ -119,27 +173,8 @@ def final_state(result: process.ProcessResult, summary: streams.StreamSummary, t
     return Completed(message=f"exit 0 after {took}")
 
 
-async def publish_usage(
-    summary: streams.StreamSummary, result: process.ProcessResult, started: datetime
-) -> None:
-    """Token usage and cost as a table artifact on the run (the cost ledger's source)."""
-    usage = summary.usage
-    row: dict[str, Any] = {
-        "started": started.isoformat(timespec="seconds"),
-        "duration_s": round(result.duration_s, 1),
-        "exit_code": result.exit_code,
-        "verdict": summary.verdict.value,
-    }
-    if usage is not None:
-        row.update(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_creation_tokens=usage.cache_creation_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            total_tokens=usage.total_tokens,
-            cost_usd=usage.cost_usd,
-            models=", ".join(usage.models),
-        )
+async def publish_usage(record: usage.UsageRecord) -> None:
+    """The run's usage as a one-row table artifact (the cost ledger's source; `k3sc.usage`)."""
     await acreate_table_artifact(
-        table=[row], key="k3sc-agent-usage", description="agent usage for this attempt"
+        table=[record.usage_row()], key=usage.USAGE_ARTIFACT_KEY, description="agent usage for this attempt"
     )

@@ -224,6 +224,9 @@ class AgentConfig(_Section):
     command: tuple[str, ...] | None = None
     timeout: Duration = timedelta(hours=1)
     prompts: PromptsConfig = PromptsConfig()
+    # Linux: run agents under bubblewrap. auto = when bwrap is installed (warn when not); on =
+    # always (a run fails when bwrap is missing); off = never.
+    sandbox: Literal["auto", "on", "off"] = "auto"
 
     @field_validator("timeout")
     @classmethod
@@ -240,6 +243,73 @@ class AgentConfig(_Section):
         if value is not None and len(value) == 0:
             raise ValueError("must not be empty")
         return value
+
+
+_TOKEN_COUNT = re.compile(r"(\d+(?:\.\d+)?)\s*([km]?)", re.IGNORECASE)
+
+
+def _token_count(value: Any) -> Any:
+    # `2M` and `500k` read better than 2000000 in a budget.
+    if isinstance(value, bool):
+        raise ValueError("expected a number of tokens such as 500000, 500k or 2M, not a yes/no value")
+    if isinstance(value, str):
+        match = _TOKEN_COUNT.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f"expected a number of tokens such as 500000, 500k or 2M, got {value!r}")
+        scale = {"": 1, "k": 1_000, "m": 1_000_000}[match.group(2).lower()]
+        amount = float(match.group(1)) * scale
+        if amount != int(amount):
+            raise ValueError(f"expected a whole number of tokens, got {value!r}")
+        return int(amount)
+    return value
+
+
+TokenCount = Annotated[int, BeforeValidator(_token_count)]
+
+
+def _dollars(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected an amount of dollars such as 5 or 2.50, not a yes/no value")
+    if isinstance(value, str):
+        try:
+            return float(value.strip().removeprefix("$"))
+        except ValueError:
+            raise ValueError(f"expected an amount of dollars such as 5 or 2.50, got {value!r}") from None
+    return value
+
+
+Dollars = Annotated[float, BeforeValidator(_dollars)]
+
+
+class BudgetConfig(_Section):
+    """Spending caps: dollars for API-key accounts, tokens for subscription accounts.
+
+    On a subscription the CLI's dollar figures are list-price estimates, so subscriptions are
+    capped in tokens; API keys are charged per token, so they are capped in dollars.
+    """
+
+    per_run_usd: Dollars | None = Field(None, gt=0, allow_inf_nan=False)
+    per_day_usd: Dollars | None = Field(None, gt=0, allow_inf_nan=False)
+    per_run_tokens: TokenCount | None = Field(None, gt=0)
+    per_day_tokens: TokenCount | None = Field(None, gt=0)
+    interrupt_grace: Duration = timedelta(seconds=30)
+
+    @field_validator("interrupt_grace")
+    @classmethod
+    def _grace(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 0 or value.total_seconds() > 600:
+            raise ValueError("must be between 0s and 10m")
+        return value
+
+    @model_validator(mode="after")
+    def _run_within_day(self) -> BudgetConfig:
+        for unit, run, day in (
+            ("usd", self.per_run_usd, self.per_day_usd),
+            ("tokens", self.per_run_tokens, self.per_day_tokens),
+        ):
+            if run is not None and day is not None and run > day:
+                raise ValueError(f"per_run_{unit} ({run}) must not exceed per_day_{unit} ({day})")
+        return self
 
 
 class GitHubAppConfig(_Section):
@@ -287,6 +357,7 @@ class Config(_Section):
     safety: SafetyConfig = SafetyConfig()
     agent: AgentConfig = AgentConfig()
     leases: LeasesConfig = LeasesConfig()
+    budget: BudgetConfig = BudgetConfig()
     workspace_root: ExpandedPath = Field(default_factory=_default_workspace_root)
     github_app: GitHubAppConfig | None = None
 

@@ -14,6 +14,7 @@ import pytest
 
 from k3sc.agent import limits, streams
 from k3sc.agent.streams import StreamReader, StreamSummary, Usage, Verdict
+from k3sc.usage import LimitHit, Window
 
 NOW = datetime(2026, 5, 1, 5, 0, tzinfo=UTC)  # 14:00 in Tokyo, 06:00 in Lisbon
 RESETS_EPOCH = 1777626000  # 2026-05-01 09:00 UTC
@@ -72,11 +73,12 @@ def tool_result(content: Any, is_error: bool = False) -> str:
     return line(type="user", message={"role": "user", "content": [block]}, session_id="sess-1")
 
 
-def synthetic(message: str, error: str) -> str:
+def synthetic(message: str, error: str | None = None) -> str:
+    """The CLI's own message in assistant dress; older CLIs set neither `error` nor the flag."""
+    flags: dict[str, Any] = {"error": error, "isApiErrorMessage": True} if error else {}
     return assistant(
-        text(message), msg_id="synthetic-1", model="<synthetic>", used=usage(0, 0, 0, 0), error=error,
-        isApiErrorMessage=True,
-    )  # fmt: skip
+        text(message), msg_id="synthetic-1", model="<synthetic>", used=usage(0, 0, 0, 0), **flags
+    )
 
 
 def result(subtype: str = "success", is_error: bool = False, **extra: Any) -> str:
@@ -167,6 +169,27 @@ SUBSCRIPTION_LIMIT = [
             1, False, Verdict.USAGE_LIMIT,
             datetime(2026, 4, 28, 22, 3, tzinfo=UTC) + limits.TEXT_RESET_MARGIN,
             id="codex usage limit with a try-again time",
+        ),
+        pytest.param(
+            [init(), synthetic("Weekly limit reached ∙ resets 5am"),
+             result(is_error=True, result="Weekly limit reached ∙ resets 5am")],
+            0, False, Verdict.USAGE_LIMIT, datetime(2026, 5, 2, 5, 0, tzinfo=UTC) + limits.TEXT_RESET_MARGIN,
+            id="weekly limit wording without a zone resets at the next 5am of the clock's zone",
+        ),
+        pytest.param(
+            [codex("thread.started", thread_id="th-1"),
+             codex("error", message="You've hit your usage limit. To get more access now, send a request to "
+                   "your admin or try again at 9:01 AM."),
+             codex("turn.failed", error={"message": "You've hit your usage limit. To get more access now, "
+                   "send a request to your admin or try again at 9:01 AM."})],
+            0, False, Verdict.USAGE_LIMIT, datetime(2026, 5, 1, 9, 1, tzinfo=UTC) + limits.TEXT_RESET_MARGIN,
+            id="codex usage limit with only a clock time resets at its next occurrence",
+        ),
+        pytest.param(
+            [codex("thread.started", thread_id="th-1"), codex("error", message="Reconnecting... 1/5"),
+             codex("error", message="Reconnecting... 2/5"), codex_usage(100, 20, 10)],
+            0, False, Verdict.SUCCESS_CLAIMED, None,
+            id="codex reconnect errors followed by a completed turn are not fatal",
         ),
         pytest.param(
             [init(), rate_limit("rejected"), assistant(text("working"), used=usage()), result()],
@@ -282,7 +305,43 @@ def test_usage_limit_summary_is_complete() -> None:
         resets_at=AT_EPOCH,
         security_events=("push to 'main' blocked (only 'issue-5' allowed)",),
         session_id="sess-1",
+        window=Window.FIVE_HOUR,
     )
+
+
+def test_a_limit_summary_becomes_the_dispatchers_limit_hit() -> None:
+    summary = read_all(SUBSCRIPTION_LIMIT).summary(exit_code=0, now=NOW)
+    assert summary.limit_hit("claude") == LimitHit(
+        "claude",
+        None,
+        AT_EPOCH,
+        Window.FIVE_HOUR,
+        "usage limit (five_hour) rejected the run until 2026-05-01 09:00Z",
+    )
+    clean = read_all([init(), result()]).summary(exit_code=0, now=NOW)
+    assert clean.limit_hit("claude") is None
+
+
+@pytest.mark.parametrize(
+    ("lines", "window"),
+    [
+        pytest.param(SUBSCRIPTION_LIMIT, Window.FIVE_HOUR, id="the rejected event names the window"),
+        pytest.param(
+            [init(), rate_limit("allowed", window="five_hour"), synthetic("Weekly limit reached ∙ resets 5am"),
+             result(is_error=True, result="Weekly limit reached ∙ resets 5am")],
+            Window.WEEKLY,
+            id="an allowed event does not name the window that ran out; the wording does",
+        ),
+        pytest.param(
+            [init(), rate_limit("rejected", window="seven_day_opus"), synthetic("limit", "rate_limit"),
+             result(is_error=True, api_error_status=429)],
+            Window.OPUS,
+            id="seven_day_opus is the opus window",
+        ),
+    ],
+)  # fmt: skip
+def test_limit_window(lines: list[str], window: Window) -> None:
+    assert read_all(lines).summary(exit_code=0, now=NOW).window == window
 
 
 def test_text_reset_times_need_a_clock() -> None:

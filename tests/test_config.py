@@ -92,6 +92,15 @@ DEFAULTS = [
         "agent.prompts.implement", None, id="agent.prompts.implement defaults to the built-in prompt"
     ),
     pytest.param("agent.prompts.review", None, id="agent.prompts.review defaults to the built-in prompt"),
+    pytest.param("agent.sandbox", "auto", id="agent.sandbox defaults to auto (bubblewrap when installed)"),
+    pytest.param("leases.ttl", timedelta(hours=12), id="leases.ttl defaults to 12h"),
+    pytest.param("budget.per_run_usd", None, id="budget.per_run_usd defaults to no cap"),
+    pytest.param("budget.per_day_usd", None, id="budget.per_day_usd defaults to no cap"),
+    pytest.param("budget.per_run_tokens", None, id="budget.per_run_tokens defaults to no cap"),
+    pytest.param("budget.per_day_tokens", None, id="budget.per_day_tokens defaults to no cap"),
+    pytest.param(
+        "budget.interrupt_grace", timedelta(seconds=30), id="budget.interrupt_grace defaults to 30s"
+    ),
     pytest.param(
         "workspace_root", k3sc_home("workspaces"), id="workspace_root defaults to K3SC_HOME/workspaces"
     ),
@@ -194,6 +203,29 @@ VALID = [
         id="agent.command is an argv list",
     ),
     pytest.param("agent: {timeout: 30m}", "agent.timeout", timedelta(minutes=30), id="agent.timeout"),
+    pytest.param("agent: {sandbox: 'off'}", "agent.sandbox", "off", id="agent.sandbox can be turned off"),
+    pytest.param("budget: {per_run_usd: 2.5}", "budget.per_run_usd", 2.5, id="budget.per_run_usd in dollars"),
+    pytest.param(
+        "budget: {per_day_usd: '$20'}", "budget.per_day_usd", 20.0, id="budget.per_day_usd with a dollar sign"
+    ),
+    pytest.param(
+        "budget: {per_run_tokens: 2M}", "budget.per_run_tokens", 2_000_000, id="budget.per_run_tokens as 2M"
+    ),
+    pytest.param(
+        "budget: {per_day_tokens: 500k}", "budget.per_day_tokens", 500_000, id="budget.per_day_tokens as 500k"
+    ),
+    pytest.param(
+        "budget: {per_day_tokens: 1500000}",
+        "budget.per_day_tokens",
+        1_500_000,
+        id="budget tokens as a number",
+    ),
+    pytest.param(
+        "budget: {interrupt_grace: 5s}",
+        "budget.interrupt_grace",
+        timedelta(seconds=5),
+        id="budget.interrupt_grace",
+    ),
     pytest.param(
         "agent: {prompts: {review: /p/review.md}}",
         "agent.prompts.review",
@@ -301,6 +333,37 @@ INVALID = [
     ),
     pytest.param("agent: {command: []}", "agent.command", "must not be empty", id="agent.command empty"),
     pytest.param("agent: {timeout: 0s}", "agent.timeout", "at least 1s", id="agent.timeout of zero"),
+    pytest.param(
+        "agent: {sandbox: maybe}", "agent.sandbox", "'auto', 'on' or 'off'", id="agent.sandbox mode"
+    ),
+    pytest.param("budget: {per_run_usd: 0}", "budget.per_run_usd", "greater than 0", id="a zero dollar cap"),
+    pytest.param(
+        "budget: {per_run_usd: lots}", "budget.per_run_usd", "amount of dollars", id="dollars not a number"
+    ),
+    pytest.param(
+        "budget: {per_run_usd: .nan}", "budget.per_run_usd", "greater than 0", id="dollars not a number (nan)"
+    ),
+    pytest.param(
+        "budget: {per_run_tokens: 2G}", "budget.per_run_tokens", "500k or 2M", id="an unknown token suffix"
+    ),
+    pytest.param(
+        "budget: {per_run_tokens: 1.5k5}", "budget.per_run_tokens", "500k or 2M", id="tokens garbled"
+    ),
+    pytest.param(
+        "budget: {per_run_tokens: 0.5}", "budget.per_run_tokens", "fractional part", id="half a token"
+    ),
+    pytest.param(
+        "budget: {per_run_tokens: yes}", "budget.per_run_tokens", "yes/no", id="tokens not a boolean"
+    ),
+    pytest.param(
+        "budget: {per_run_tokens: 2M, per_day_tokens: 1M}",
+        "budget",
+        "per_run_tokens (2000000) must not exceed per_day_tokens (1000000)",
+        id="a run cap above the day cap",
+    ),
+    pytest.param(
+        "budget: {interrupt_grace: 1h}", "budget.interrupt_grace", "between 0s and 10m", id="grace too long"
+    ),
     pytest.param(
         "agent: {prompts: {implement: 5}}", "agent.prompts.implement", "path", id="prompt path type"
     ),
@@ -643,6 +706,12 @@ def test_branch_pattern_round_trips(pattern: str, issue: int, branch: str) -> No
             "github_app.privat_key",
             "(did you mean 'private_key'?)",
             id="in github_app",
+        ),
+        pytest.param(
+            "budget: {per_run_dollars: 5}",
+            "budget.per_run_dollars",
+            "(did you mean 'per_run_usd'?)",
+            id="in budget",
         ),
         pytest.param(
             "zzz: 1",

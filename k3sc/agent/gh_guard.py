@@ -57,16 +57,21 @@ exec "$real" "$@"
 """
 
 
-def install(workspace: Path, rules: Sequence[str], path: str) -> Path:
+_LOOK_UP = "<which gh>"
+
+
+def install(workspace: Path, rules: Sequence[str], path: str, *, real: str | None = _LOOK_UP) -> Path:
     """Write the wrapper into `<workspace>/.git/k3sc-bin/gh`; returns its directory.
 
     `path` is the PATH the agent would otherwise get: the real gh is looked up there (skipping
-    our own directory, so a wrapper never execs itself).
+    our own directory, so a wrapper never execs itself), unless `real` names it (the sandbox
+    mounts it at a path of its own).
     """
     directory = workspace / ".git" / WRAPPER_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    search = os.pathsep.join(p for p in path.split(os.pathsep) if p and Path(p) != directory)
-    real = shutil.which("gh", path=search)
+    if real == _LOOK_UP:
+        search = os.pathsep.join(p for p in path.split(os.pathsep) if p and Path(p) != directory)
+        real = shutil.which("gh", path=search)
     target = directory / "gh"
     staging = directory / "gh.tmp"
     staging.write_text(render(parse(rules), real), encoding="utf-8")

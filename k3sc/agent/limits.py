@@ -17,7 +17,7 @@ TEXT_RESET_MARGIN = timedelta(minutes=5)
 
 QUOTA = re.compile(
     r"You[’']ve hit your (?:[\w-]+ )?limit|Claude AI usage limit reached|You[’']re out of extra usage"
-    r"|usage_limit_reached",
+    r"|usage_limit_reached|\b(?:weekly|session|opus|sonnet|daily|5-hour) limit reached",
     re.IGNORECASE,
 )
 TRANSIENT = re.compile(
@@ -39,15 +39,21 @@ TRANSIENT_ERRORS = frozenset({"server_error", "overloaded_error", "rate_limit"})
 BUDGET_SUBTYPES = frozenset({"error_max_budget_usd", "error_max_turns"})
 
 _EPOCH = re.compile(r"usage limit reached\|(\d{9,13})", re.IGNORECASE)
+# The zone is optional: "Weekly limit reached ∙ resets 5am" is in the CLI's local zone, which is
+# the zone of the machine it ran on, i.e. of the `now` the caller passes.
 _RESETS = re.compile(
-    r"resets (?:(?P<month>[A-Z][a-z]{2,8})\.? (?P<day>\d{1,2}),? (?:at )?)?"
-    r"(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*(?P<ampm>[ap]m)\s*\((?P<tz>[^)]+)\)",
+    r"resets (?:at )?(?:(?P<month>[A-Z][a-z]{2,8})\.? (?P<day>\d{1,2}),? (?:at )?)?"
+    r"(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*(?P<ampm>[ap]m)\b(?:\s*\((?P<tz>[^)]+)\))?",
     re.IGNORECASE,
 )
 _TRY_AGAIN = re.compile(
     r"try again at (?P<month>[A-Z][a-z]{2,8})\.? (?P<day>\d{1,2})(?:st|nd|rd|th)?,? (?P<year>\d{4}),? "
     r"(?P<hour>\d{1,2}):(?P<minute>\d{2})\s*(?P<ampm>[AP]M)",
     re.IGNORECASE,
+)
+# Codex without a date ("try again at 9:01 AM."): the next such time in the local zone.
+_TRY_AGAIN_CLOCK = re.compile(
+    r"try again at (?P<hour>\d{1,2}):(?P<minute>\d{2})\s*(?P<ampm>[AP]M)", re.IGNORECASE
 )
 _MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}  # noqa: SIM905
 
@@ -65,8 +71,9 @@ def resets_from_text(text: str, now: datetime | None) -> datetime | None:
     """Best-effort reset time from a limit message, in UTC; None if it cannot be read.
 
     `Claude AI usage limit reached|<epoch>` is exact. "resets 4pm (Asia/Tokyo)" and Codex's
-    "try again at Apr 28th, 2026 10:03 PM" (no zone: read in `now`'s zone) need `now` and get
-    `TEXT_RESET_MARGIN` added.
+    "try again at Apr 28th, 2026 10:03 PM", "resets 5am" and "try again at 9:01 AM" (no zone:
+    read in `now`'s zone, which should be the machine's local one, as the CLI's is) need `now`
+    and get `TEXT_RESET_MARGIN` added.
     """
     if match := _EPOCH.search(text):
         return from_epoch(float(match.group(1)))
@@ -77,23 +84,28 @@ def resets_from_text(text: str, now: datetime | None) -> datetime | None:
         when = _next_clock_time(match, now)
     elif match := _TRY_AGAIN.search(text):
         when = _absolute_time(match, now)
+    elif match := _TRY_AGAIN_CLOCK.search(text):
+        when = _next_clock_time(match, now)
     else:
         return None
     return None if when is None else when.astimezone(UTC) + TEXT_RESET_MARGIN
 
 
 def _next_clock_time(match: re.Match[str], now: datetime) -> datetime | None:
-    """The first moment at or after `now` showing the matched wall-clock time in its zone."""
-    try:
-        zone = ZoneInfo(match["tz"].strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    local_now = now.astimezone(zone)
+    """The first moment at or after `now` showing the matched wall-clock time in its zone
+    (the named zone, else `now`'s own)."""
+    groups = match.groupdict()
+    local_now = now
+    if groups.get("tz"):
+        try:
+            local_now = now.astimezone(ZoneInfo(groups["tz"].strip()))
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
     hour = _hour24(int(match["hour"]), match["ampm"])
     minute = int(match["minute"] or 0)
     if hour is None or minute > 59:
         return None
-    if not match["month"]:
+    if not groups.get("month"):
         when = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
         return when if when > local_now else when + timedelta(days=1)
     month = _MONTHS.get(match["month"][:3].lower())

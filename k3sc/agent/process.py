@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 from collections import deque
@@ -24,6 +25,9 @@ from k3sc.errors import AgentError
 MAX_LINE_BYTES = 1024 * 1024  # longer lines are cut into pieces of this size
 TAIL_LINES = 40
 DEFAULT_GRACE_S = 10.0
+# After a stop request's SIGINT, how long the agent may wrap up (Claude ends its turn and prints
+# its result) before SIGTERM.
+DEFAULT_INTERRUPT_GRACE_S = 30.0
 # After the agent exits, how long its output may still drain before the pipe is closed on it.
 _DRAIN_S = 5.0
 # Lines of a multi-line secret (e.g. an auth.json) shorter than this are too generic to redact.
@@ -35,7 +39,9 @@ class ProcessResult:
     """How the agent process ended.
 
     `exit_code` is None when k3sc had to kill it (timeout); a negative code means another
-    signal ended it. `tail` holds the last redacted lines, for error messages.
+    signal ended it. `stopped` is True when the caller's stop request ended it (then
+    `exit_code` is whatever the agent exited with after the interrupt). `tail` holds the last
+    redacted lines, for error messages.
     """
 
     exit_code: int | None
@@ -43,6 +49,7 @@ class ProcessResult:
     duration_s: float
     lines: int
     tail: tuple[str, ...]
+    stopped: bool = False
 
 
 async def run(
@@ -56,6 +63,9 @@ async def run(
     on_line: Callable[[str], None],
     secrets: Sequence[str] = (),
     grace: float = DEFAULT_GRACE_S,
+    stop: asyncio.Event | None = None,
+    interrupt_grace: float = DEFAULT_INTERRUPT_GRACE_S,
+    spare_leader: bool = False,
 ) -> ProcessResult:
     """Run `argv` in `cwd` with exactly `env`, feeding each redacted output line to `on_line`.
 
@@ -68,6 +78,12 @@ async def run(
             order of arrival, already redacted; an exception here stops the process.
         secrets: values replaced by `***` in every line (and in `tail`).
         grace: seconds between SIGTERM and SIGKILL.
+        stop: set it (e.g. from `on_line`, when a budget is spent) to stop the agent: SIGINT to
+            its group, `interrupt_grace` seconds to wrap up, then SIGTERM, `grace`, SIGKILL.
+        interrupt_grace: seconds between the stop's SIGINT and SIGTERM.
+        spare_leader: SIGINT and SIGTERM go to the group's members but not to `argv[0]`'s own
+            process (a sandbox launcher such as bwrap, which would die at once and take the
+            agent with it before it could wrap up); SIGKILL still takes the whole group.
 
     Returns:
         A `ProcessResult`.
@@ -91,6 +107,7 @@ async def run(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # its own process group, killed as a whole
+            preexec_fn=_restore_sigint if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else None,
         )
     except FileNotFoundError as exc:
         if exc.filename == str(cwd) or not await asyncio.to_thread(cwd.is_dir):
@@ -103,13 +120,28 @@ async def run(
         raise AgentError(f"agent command {argv[0]!r} is not executable") from None
 
     pgid = transport.get_pid()
-    timed_out = False
+    timed_out = stopped = False
+    stop = stop or asyncio.Event()
     try:
-        exited = await _first(protocol.exited, protocol.failed, timeout)
-        if not exited and not protocol.failed.is_set():
-            timed_out = True
-            _signal_group(pgid, signal.SIGTERM)
-            if not await _first(protocol.exited, protocol.failed, grace):
+        deadline = loop.time() + timeout
+        ending = await _first_of(
+            {"exited": protocol.exited, "failed": protocol.failed, "stop": stop}, timeout
+        )
+        soft = (
+            functools.partial(_signal_members, pgid)
+            if spare_leader
+            else functools.partial(_signal_group, pgid)
+        )
+        if ending == "stop":
+            stopped = True
+            soft(signal.SIGINT)
+            # The stop's grace never runs past the run's own timeout.
+            wrap_up = max(min(interrupt_grace, deadline - loop.time()), 0.0)
+            ending = await _first_of({"exited": protocol.exited, "failed": protocol.failed}, wrap_up)
+        if ending is None:
+            timed_out = not stopped
+            soft(signal.SIGTERM)
+            if await _first_of({"exited": protocol.exited, "failed": protocol.failed}, grace) is None:
                 _signal_group(pgid, signal.SIGKILL)
         if protocol.failed.is_set():
             raise protocol.error or AgentError("output handling failed")
@@ -137,25 +169,50 @@ async def run(
         duration_s=loop.time() - started,
         lines=protocol.count,
         tail=tuple(protocol.tail),
+        stopped=stopped,
     )
 
 
-async def _first(done: asyncio.Event, failed: asyncio.Event, seconds: float) -> bool:
-    """Wait until `done` or `failed` is set or `seconds` pass; True if `done` is set."""
-    waiters = {asyncio.ensure_future(done.wait()), asyncio.ensure_future(failed.wait())}
+async def _first_of(events: dict[str, asyncio.Event], seconds: float) -> str | None:
+    """Wait until one of `events` is set or `seconds` pass; the first set one's name, else None."""
+    waiters = {asyncio.ensure_future(event.wait()) for event in events.values()}
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
-    return done.is_set()
+    # Fixed order: an exit beats a failure beats a stop that arrived at the same moment.
+    return next((name for name, event in events.items() if event.is_set()), None)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     # ESRCH: the group is already empty. EPERM: a member changed uid; nothing more we can do.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _restore_sigint() -> None:
+    # Run in the child between fork and exec, only when this process ignores SIGINT (started as a
+    # background job, `nohup`): an ignored signal stays ignored across exec, and the agent would
+    # then never see the interrupt that asks it to wrap up.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _signal_members(pgid: int, sig: signal.Signals) -> None:
+    """`sig` to every process in group `pgid` except its leader (Linux: read from /proc)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == pgid:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                # Fields after the parenthesised command: state, ppid, pgrp, ...
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), sig)
 
 
 def _redactor(secrets: Sequence[str]) -> Callable[[str], str]:

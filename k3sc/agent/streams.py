@@ -10,6 +10,7 @@ Pure: it is fed lines and does no I/O, and the clock comes in as an argument.
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from k3sc.agent import limits
+from k3sc.usage import LimitHit, Usage, Window, window_of
 
 BASH_DETAIL_MAX = 120
 USAGE_MARKER = "[usage] "
@@ -28,6 +30,7 @@ _REASON_MAX = 240
 # end, while earlier text may be tool output that merely mentions a limit.
 _PLAIN_ERROR_LINES = 20
 _CLAUDE_EVENTS = frozenset({"system", "assistant", "user", "result", "rate_limit_event", "stream_event"})
+_RECONNECTING = re.compile(r"Reconnecting\.\.\. \d+/\d+")
 _PATH_TOOLS = frozenset({"Read", "Edit", "MultiEdit", "Write"})
 _DETAIL_KEYS = ("file_path", "notebook_path", "pattern", "url", "query", "description", "path")
 
@@ -47,42 +50,6 @@ class Verdict(StrEnum):
 
 
 @dataclass(frozen=True)
-class Usage:
-    """Tokens and cost of one run; `total_tokens` is the sum of the four token counts."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_tokens: int = 0
-    cache_read_tokens: int = 0
-    total_tokens: int = 0
-    cost_usd: float | None = None
-    models: tuple[str, ...] = ()
-    turns: int | None = None
-
-    @classmethod
-    def of(
-        cls, tokens: Tokens, *, cost: float | None, models: tuple[str, ...], turns: int | None
-    ) -> Usage | None:
-        """A Usage, or None when nothing was used (a run that never reached the model)."""
-        if sum(tokens) <= 0 and not cost:
-            return None
-        return cls(*tokens, total_tokens=sum(tokens), cost_usd=cost, models=models, turns=turns)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The snake_case keys of the original `[usage] {json}` line, for artifacts and ledgers."""
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_creation_tokens": self.cache_creation_tokens,
-            "cache_read_tokens": self.cache_read_tokens,
-            "total_tokens": self.total_tokens,
-            "cost_usd": self.cost_usd,
-            "models": list(self.models),
-            "turns": self.turns,
-        }
-
-
-@dataclass(frozen=True)
 class StreamSummary:
     """Everything the flow needs from the stream once the agent has exited."""
 
@@ -92,6 +59,13 @@ class StreamSummary:
     resets_at: datetime | None = None
     security_events: tuple[str, ...] = ()
     session_id: str | None = None
+    window: Window | None = None  # set for USAGE_LIMIT only
+
+    def limit_hit(self, family: str, account: str | None = None) -> LimitHit | None:
+        """The usage-limit hit this run ended at, for the dispatcher; None for any other ending."""
+        if self.verdict is not Verdict.USAGE_LIMIT:
+            return None
+        return LimitHit(family, account, self.resets_at, self.window or Window.UNKNOWN, self.reason)
 
 
 class StreamReader:
@@ -237,17 +211,38 @@ class StreamReader:
             self._codex_turns += 1
             if isinstance(event.get("usage"), dict):
                 self._codex_usage = event["usage"]  # the thread's running total: the last one wins
+            # A turn that completed after an `error` event means the CLI recovered from it.
+            self._codex_failed = None
             return None
         if kind in ("turn.failed", "error"):
             error = event.get("error")
             text = _str(error.get("message")) if isinstance(error, dict) else _str(event.get("message"))
+            if kind == "error" and _RECONNECTING.match(text):
+                # Codex reports each reconnect as an `error`; only what follows decides the run.
+                return f"[retry] {text}"
             self._codex_failed = text or kind
             self._error_texts.append(text)
             return f"[error] {text or kind}"
+        if kind == "event_msg":
+            return self._codex_rollout(event.get("payload"))
         item = event.get("item")
         if kind not in ("item.started", "item.completed") or not isinstance(item, dict):
             return None
         return self._codex_item(item, started=kind == "item.started")
+
+    def _codex_rollout(self, payload: Any) -> str | None:
+        # A Codex session rollout file (`~/.codex/sessions/...jsonl`): `token_count` events carry
+        # the thread's running total, like `turn.completed` does on `exec --json`.
+        if not isinstance(payload, dict) or payload.get("type") != "token_count":
+            return None
+        info = payload.get("info")
+        total = info.get("total_token_usage") if isinstance(info, dict) else None
+        if isinstance(total, dict):
+            self._codex_usage = total
+            model = _str(info.get("model")) if isinstance(info, dict) else ""
+            if model and model not in self._models:
+                self._models.append(model)
+        return None
 
     def _codex_item(self, item: dict[str, Any], *, started: bool) -> str | None:
         item_type = item.get("type")
@@ -287,6 +282,11 @@ class StreamReader:
                 (Asia/Tokyo)"); None leaves such times unknown.
         """
         verdict, reason, resets_at = self._classify(exit_code, timed_out, now)
+        window = None
+        if verdict is Verdict.USAGE_LIMIT:
+            # An `allowed` event names the window that still had room, not the one that ran out.
+            warned = self._rate_limit.get("status") in ("rejected", "allowed_warning")
+            window = window_of(_str(self._rate_limit.get("rateLimitType")) if warned else None, reason)
         return StreamSummary(
             verdict=verdict,
             reason=_one_line(reason),
@@ -294,6 +294,7 @@ class StreamReader:
             resets_at=resets_at,
             security_events=tuple(self._security),
             session_id=self._session_id,
+            window=window,
         )
 
     def usage(self) -> Usage | None:
@@ -327,7 +328,7 @@ class StreamReader:
             cached = _int(codex, "cached_input_tokens")
             # OpenAI counts cached tokens inside input_tokens; split them out like Claude does.
             tokens = (max(_int(codex, "input_tokens") - cached, 0), _int(codex, "output_tokens"), 0, cached)
-            return Usage.of(tokens, cost=None, models=(), turns=self._codex_turns or None)
+            return Usage.of(tokens, cost=None, models=tuple(self._models), turns=self._codex_turns or None)
         if self._assistant_usage:
             rows = list(self._assistant_usage.values())
             return Usage.of(_sum(rows), cost=cost, models=models, turns=turns or len(rows))
@@ -342,9 +343,11 @@ class StreamReader:
         status = _int(result, "api_error_status") if result else 0
         # `subtype: success` alone means nothing: a usage-limit hit reports it with is_error.
         clean = result is not None and subtype == "success" and result.get("is_error") is False
-        errors = " | ".join(t for t in (*self._error_texts, *self._plain_tail) if t)
+        texts = [*self._error_texts, *self._plain_tail]
         if result and is_error and _str(result.get("result")):
-            errors = f"{result['result']} | {errors}".rstrip(" |")
+            texts.insert(0, result["result"])
+        # The CLI repeats its limit text in the synthetic message and the result: say it once.
+        errors = " | ".join(dict.fromkeys(t for t in texts if t))
         error = self._assistant_error
 
         # 1. Quota. A clean finish after a rejection means overage or another window

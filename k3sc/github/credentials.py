@@ -1,9 +1,13 @@
 """Where k3sc's GitHub credentials come from, and the one error that says how to fix a missing one.
 
 Order: the config's `github_app` (an explicit choice wins), then `GITHUB_TOKEN`, then `GH_TOKEN`,
-then `gh auth token` if the gh CLI is installed. Tokens are held as `SecretStr` from the moment
-they are read; only `http_auth()` unwraps them, into the header of a request that is already past
-the on-disk cache (see `transports.py`), so no token reaches a log, an exception or the cache file.
+then `gh auth token` if the gh CLI is installed. With an App, each agent run gets a token of its
+own (`agent_token`): one repository, only the permissions an agent needs, expiring within the
+hour; the dispatcher's installation token never reaches an agent.
+
+Tokens are held as `SecretStr` from the moment they are read; only `http_auth()` unwraps them,
+into the header of a request that is already past the on-disk cache (see `transports.py`), so no
+token reaches a log, an exception or the cache file.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import shutil
 from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,6 +26,7 @@ from pydantic import SecretStr
 
 from k3sc.config import Config
 from k3sc.errors import AuthError
+from k3sc.models import Repo
 
 TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 GH_TIMEOUT_SECONDS = 10.0
@@ -184,3 +190,89 @@ class _AppAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "_AppAuth(private_key=**********)"
+
+
+# What an agent run needs and nothing more: push its branch (contents), open the PR and comment
+# on it (pull_requests), comment on its issue (issues), and read the repository (metadata).
+AGENT_PERMISSIONS: Mapping[str, str] = {
+    "contents": "write",
+    "pull_requests": "write",
+    "issues": "write",
+    "metadata": "read",
+}
+
+
+@dataclass(frozen=True)
+class AgentToken:
+    """An installation token for one agent run: one repository, `AGENT_PERMISSIONS`.
+
+    GitHub lets installation tokens live one hour at most, and offers no shorter lifetime; a run
+    longer than that needs a new token (the agent's git and gh would get 401s after `expires_at`).
+    """
+
+    token: SecretStr
+    expires_at: datetime
+    repository: str
+
+    def __repr__(self) -> str:
+        return f"AgentToken(repository={self.repository!r}, expires_at={self.expires_at.isoformat()})"
+
+
+async def agent_token(
+    app: AppCredentials,
+    api_url: str,
+    repo: Repo,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AgentToken:
+    """Mint an installation token limited to `repo` and `AGENT_PERMISSIONS`, for one agent run.
+
+    Args:
+        app: the App credentials (`resolve` with `github_app` configured).
+        api_url: the REST API base.
+        repo: the only repository the token may touch.
+        transport: the HTTP transport under githubkit (a test's fake); None for the network.
+
+    Raises:
+        AuthError: the App or its installation refused, or the installation cannot reach `repo`.
+    """
+    from githubkit import AppAuthStrategy, GitHub
+    from githubkit.exception import GitHubException, RequestFailed
+
+    strategy = AppAuthStrategy(app.app_id, app.private_key.get_secret_value())
+    gh = GitHub(strategy, base_url=api_url, async_transport=transport, http_cache=False, trust_env=False)
+    try:
+        async with gh:
+            response = await gh.rest.apps.async_create_installation_access_token(
+                app.installation_id,
+                repositories=[repo.name],
+                # AGENT_PERMISSIONS, spelled out for githubkit's typed body.
+                permissions={
+                    "contents": "write",
+                    "pull_requests": "write",
+                    "issues": "write",
+                    "metadata": "read",
+                },
+            )
+    except RequestFailed as exc:
+        message = _message(exc.response.text)
+        raise AuthError(
+            f"GitHub refused an agent token for {repo.full_name} from installation {app.installation_id} "
+            f"(HTTP {exc.response.status_code}: {message}); the App must be installed on that repository "
+            f"with contents, pull_requests and issues write."
+        ) from None
+    except (GitHubException, httpx.HTTPError) as exc:
+        raise AuthError(f"could not mint an agent token for {repo.full_name}: {type(exc).__name__}") from None
+    minted = response.parsed_data
+    expires = datetime.fromisoformat(minted.expires_at.replace("Z", "+00:00"))
+    return AgentToken(SecretStr(minted.token), expires, repo.full_name)
+
+
+def _message(text: str) -> str:
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "no message"
+    return str(data.get("message", "no message")) if isinstance(data, dict) else "no message"

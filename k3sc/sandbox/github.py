@@ -432,7 +432,9 @@ class FakeGitHub:
         elif self._used >= self._limit and path != "/rate_limit":
             response, extra = self._primary_limit(request_id, self._reset), {"X-RateLimit-Remaining": "0"}
         else:
-            response = self._api.handle(Request(method, path, query, body, login))
+            response = self._api.handle(
+                Request(method, path, query, body, login, headers.get("authorization", ""))
+            )
             counted = path != "/rate_limit"  # GitHub does not count /rate_limit itself
 
         out: dict[str, str] = {}

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlencode
 
 from k3sc.sandbox import github_git
 from k3sc.sandbox.github_bodies import Renderer, encode
-from k3sc.sandbox.github_state import Issue, Rejected, Repo, Store, not_found, validation_failed
+from k3sc.sandbox.github_state import Issue, Rejected, Repo, Store, TokenScope, not_found, validation_failed
 
 DOCS_URL = "https://docs.github.com/rest"
 T = TypeVar("T")
@@ -34,6 +34,7 @@ class Request:
     query: Mapping[str, list[str]]
     body: bytes
     login: str  # who the credentials belong to
+    authorization: str = ""  # the Authorization header, for tokens minted with a narrower scope
 
 
 @dataclass
@@ -109,6 +110,9 @@ class Api:
         self._pages: dict[tuple[int, str, tuple[tuple[str, tuple[str, ...]], ...]], tuple[int, Response]] = {}
 
     def handle(self, req: Request) -> Response:
+        scope = self.store.token_scopes.get(req.authorization.partition(" ")[2].strip())
+        if scope is not None and (refusal := scope.refusal(req.method, req.path)) is not None:
+            return error(403, refusal)
         for method, pattern, handler in self._routes:
             if method != req.method.lower():
                 continue
@@ -153,10 +157,53 @@ class Api:
     @route("post", "/app/installations/{installation_id}/access_tokens")
     def create_access_token(self, req: Request, installation_id: str) -> Response:
         number = _int(installation_id)
-        if self.account.installation_owner(number) is None:
+        owner = self.account.installation_owner(number)
+        if owner is None:
             raise not_found()
+        data = _json(req) if req.body else {}
+        if not isinstance(data, dict):
+            raise _BadJson
+        repos = self._token_repositories(owner, data.get("repositories"), data.get("repository_ids"))
+        granted = self.render.INSTALLATION_PERMISSIONS
+        permissions = data.get("permissions") or dict(granted)
+        if not isinstance(permissions, dict) or any(
+            granted.get(name) is None or (level == "write" and granted[name] != "write")
+            for name, level in permissions.items()
+        ):
+            raise Rejected(422, "The permissions requested are not granted to this installation.")
         token, expires = self.account.mint_installation_token(number)
-        return Response(201, encode(self.render.installation_token(token, expires)))
+        if repos is not None or data.get("permissions"):
+            names = None if repos is None else frozenset(r.full_name.lower() for r in repos)
+            self.store.token_scopes[token] = TokenScope(names, dict(permissions))
+        body = self.render.installation_token(token, expires, permissions=permissions, repositories=repos)
+        return Response(201, encode(body))
+
+    def _token_repositories(self, owner: str, names: Any, ids: Any) -> list[Repo] | None:
+        """The repositories a token is narrowed to (None: all of the installation's), or a 422."""
+        if names is None and ids is None:
+            return None
+        wanted = [r for r in self.store.repos.values() if r.owner.lower() == owner.lower()]
+        chosen: list[Repo] = []
+        for name in names or []:
+            found = next(
+                (r for r in wanted if isinstance(name, str) and r.name.lower() == name.lower()), None
+            )
+            if found is None:
+                break
+            chosen.append(found)
+        else:
+            for number in ids or []:
+                found = next((r for r in wanted if r.id == number), None)
+                if found is None:
+                    break
+                chosen.append(found)
+            else:
+                return list({repo.id: repo for repo in chosen}.values())
+        raise Rejected(
+            422,
+            "There is at least one repository that does not exist or is not accessible to the parent "
+            "installation.",
+        )
 
     # -- issues ----------------------------------------------------------------------------
 

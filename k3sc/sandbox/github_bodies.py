@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import functools
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from k3sc.sandbox import github_git
@@ -380,6 +381,14 @@ class Renderer:
         body["user_view_type"] = "private"
         return body
 
+    # What the fake's App is installed with; a token may be narrowed to less, never more.
+    INSTALLATION_PERMISSIONS: ClassVar[Mapping[str, str]] = {
+        "issues": "write",
+        "pull_requests": "write",
+        "contents": "write",
+        "metadata": "read",
+    }
+
     def installation(self, installation_id: int, owner: str) -> Json:
         body: Json = self._fresh("installation")
         account = self.user(owner)
@@ -390,31 +399,31 @@ class Renderer:
             html_url=f"{self.base}/settings/installations/{installation_id}",
             target_id=account["id"],
             target_type="User",
-            permissions={
-                "issues": "write",
-                "pull_requests": "write",
-                "contents": "write",
-                "metadata": "read",
-            },
+            permissions=dict(self.INSTALLATION_PERMISSIONS),
             events=["issues", "issue_comment", "pull_request"],
             app_slug="k3sc",
         )
         return body
 
-    def installation_token(self, token: str, expires_at: datetime) -> Json:
+    def installation_token(
+        self,
+        token: str,
+        expires_at: datetime,
+        *,
+        permissions: Mapping[str, str] | None = None,
+        repositories: Sequence[Repo] | None = None,
+    ) -> Json:
         body: Json = self._fresh("installation-token")
         body.update(
             token=token,
             expires_at=timestamp(expires_at),
-            permissions={
-                "issues": "write",
-                "pull_requests": "write",
-                "contents": "write",
-                "metadata": "read",
-            },
-            repository_selection="all",
+            permissions=dict(permissions or self.INSTALLATION_PERMISSIONS),
+            repository_selection="all" if repositories is None else "selected",
         )
-        body.pop("repositories", None)  # only present when the token was narrowed to some repos
+        if repositories is None:
+            body.pop("repositories", None)  # only present when the token was narrowed to some repos
+        else:
+            body["repositories"] = [self.repository(repo) for repo in repositories]
         return body
 
     def rate_limit(self, limit: int, used: int, reset: int) -> Json:

@@ -9,7 +9,8 @@ the webhook-style event queue here, in one place. Callers hold FakeGitHub's lock
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +112,46 @@ class Repo:
         return f"{self.owner}/{self.name}"
 
 
+# GitHub App permissions the fake's repository endpoints need, by the first path segment after
+# /repos/{owner}/{repo}; issue endpoints also serve pull requests, which `pull_requests` covers.
+_PERMISSION_FOR = {
+    "issues": ("issues", "pull_requests"),
+    "pulls": ("pull_requests",),
+    "branches": ("contents",),
+}
+_REPO_PATH = re.compile(r"^/repos/([^/]+)/([^/]+)(?:/([^/]+))?")
+
+
+@dataclass(frozen=True)
+class TokenScope:
+    """What an installation token minted with `repositories`/`permissions` may touch.
+
+    `repositories` holds lower-cased `owner/name`s, or None for every repository of the
+    installation; `permissions` maps a permission to `read` or `write` (write implies read).
+    """
+
+    repositories: frozenset[str] | None
+    permissions: Mapping[str, str]
+
+    def refusal(self, method: str, path: str) -> str | None:
+        """Why GitHub would refuse this request made with the token (403), or None."""
+        match = _REPO_PATH.match(path)
+        if match is None:
+            return None
+        owner, name, section = match.groups()
+        if self.repositories is not None and f"{owner}/{name}".lower() not in self.repositories:
+            return "Resource not accessible by integration"
+        if section == "installation":
+            return None  # an App (JWT) endpoint, not the token's
+        needed = "read" if method.upper() in ("GET", "HEAD") else "write"
+        options = _PERMISSION_FOR.get(section or "", ("metadata",))
+        for permission in options:
+            granted = self.permissions.get(permission)
+            if granted == "write" or (granted == "read" and needed == "read"):
+                return None
+        return "Resource not accessible by integration"
+
+
 def _names(labels: Iterable[str]) -> str:
     return ", ".join(labels) or "(none)"
 
@@ -126,6 +167,7 @@ class Store:
         self.known_users: set[str] = set()  # lower-cased logins the fake was told about
         self.write_log: list[str] = []
         self.events: list[Event] = []  # drained by FakeGitHub after it releases the lock
+        self.token_scopes: dict[str, TokenScope] = {}  # installation tokens minted narrowed
 
     def now(self) -> datetime:
         # GitHub's timestamps have one-second resolution.

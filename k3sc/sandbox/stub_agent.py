@@ -9,8 +9,14 @@ real agent has, through the real git hooks and the real (fake) GitHub:
     fail          an implement run exits 1 with an error result (a review is ok)
     fail-twice    like fail while K3SC_ATTEMPT <= 2, then ok
     no-pr         an implement run exits 0 claiming success, without pushing or opening anything
-    usage-limit   Claude's usage-limit stream (rate_limit_event rejected, result
-                  `subtype: success`, `is_error: true`, 429), exit 0
+    usage-limit   a Claude agent prints the shape of the recorded weekly-limit stream (a
+                  synthetic assistant message "Weekly limit reached ∙ resets 5am", then a
+                  result `subtype: success`, `is_error: true`) and exits 0; a Codex agent is ok
+    usage-limit=<s>  the same, preceded by a `rate_limit_event` rejected with `resetsAt` = the
+                  issue's creation + <s> seconds, and only until then: afterwards it is ok
+                  (a short, shared reset for end-to-end tests, read from GitHub, no state)
+    budget=<n>    stream assistant messages of 1,000 tokens each, ten a second, until <n>
+                  tokens are reported, then ok; SIGINT ends it like Claude's interrupt
     slow=<s>      sleep <s> seconds, then ok
     review-fail   a review run exits 1 (an implement run is ok)
     rogue         try a closing commit message, a push to the base branch (both refused by
@@ -27,6 +33,7 @@ only the standard library and httpx, to start in a fraction of a second.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -35,6 +42,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +82,7 @@ class Context:
     attempt: int
     api_url: str
     token: str
+    family: str = "claude"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Context:
@@ -92,6 +101,7 @@ class Context:
                 attempt=int(env.get("K3SC_ATTEMPT") or 1),
                 api_url=env["K3SC_GITHUB_API_URL"].rstrip("/"),
                 token=env.get("GITHUB_TOKEN", ""),
+                family=env.get("K3SC_FAMILY", "claude"),
             )
         except (KeyError, ValueError) as exc:
             raise StubFailure(f"incomplete k3sc environment: {exc}") from None
@@ -101,12 +111,24 @@ class Context:
         return f"{self.owner}/{self.name}"
 
 
+# One `budget=<n>` message: 1,000 tokens, shaped like a real turn (mostly cache reads).
+BUDGET_MESSAGE_USAGE = {
+    "input_tokens": 100,
+    "output_tokens": 100,
+    "cache_creation_input_tokens": 300,
+    "cache_read_input_tokens": 500,
+}
+BUDGET_MESSAGES_PER_S = 10
+WEEKLY_LIMIT_TEXT = "Weekly limit reached ∙ resets 5am"
+
+
 class Stream:
     """Prints Claude stream-json lines and keeps the usage the final result reports."""
 
     def __init__(self) -> None:
         self.session = str(uuid.uuid4())
         self.messages = 0
+        self.used = dict.fromkeys(MESSAGE_USAGE, 0)
         self.started = time.monotonic()
 
     def emit(self, event: dict[str, Any]) -> None:
@@ -132,8 +154,10 @@ class Stream:
             }
         )
 
-    def _assistant(self, content: list[dict[str, Any]]) -> None:
+    def _assistant(self, content: list[dict[str, Any]], used: Mapping[str, int] = MESSAGE_USAGE) -> None:
         self.messages += 1
+        for key, value in used.items():
+            self.used[key] += value
         message = {
             "id": f"msg_stub_{self.messages:03d}",
             "type": "message",
@@ -141,12 +165,12 @@ class Stream:
             "model": MODEL,
             "content": content,
             "stop_reason": "tool_use" if content[-1]["type"] == "tool_use" else "end_turn",
-            "usage": MESSAGE_USAGE,
+            "usage": dict(used),
         }
         self.emit({"type": "assistant", "message": message, "parent_tool_use_id": None})
 
-    def say(self, text: str) -> None:
-        self._assistant([{"type": "text", "text": text}])
+    def say(self, text: str, used: Mapping[str, int] = MESSAGE_USAGE) -> None:
+        self._assistant([{"type": "text", "text": text}], used)
 
     def tool(self, name: str, tool_input: dict[str, Any], output: str, *, is_error: bool = False) -> None:
         tool_id = f"toolu_stub_{self.messages + 1:03d}"
@@ -154,8 +178,15 @@ class Stream:
         block = {"type": "tool_result", "tool_use_id": tool_id, "content": output, "is_error": is_error}
         self.emit({"type": "user", "message": {"role": "user", "content": [block]}})
 
-    def result(self, text: str, *, subtype: str = "success", is_error: bool = False) -> None:
-        usage = {key: value * self.messages for key, value in MESSAGE_USAGE.items()}
+    def result(
+        self,
+        text: str,
+        *,
+        subtype: str = "success",
+        is_error: bool = False,
+        terminal_reason: str = "completed",
+    ) -> None:
+        usage = dict(self.used)
         cost = round(sum(usage[key] * price for key, price in _PRICES.items()), 6)
         self.emit(
             {
@@ -178,7 +209,7 @@ class Stream:
                     }
                 },
                 "permission_denials": [],
-                "terminal_reason": "completed",
+                "terminal_reason": terminal_reason,
             }
         )
 
@@ -216,15 +247,21 @@ class GitHub:
 
 
 def directive(body: str) -> tuple[str, float]:
-    """The issue's `stub: <mode>` (default ok) and, for `slow=<s>`, the seconds."""
+    """The issue's `stub: <mode>` (default ok) and the number of `slow=`, `budget=` or `usage-limit=`."""
     match = _DIRECTIVE.search(body)
     mode = match.group(1).lower() if match else "ok"
-    if mode.startswith("slow="):
-        try:
-            return "slow", float(mode.removeprefix("slow="))
-        except ValueError:
-            raise StubFailure(f"bad directive {mode!r}: expected slow=<seconds>") from None
-    return mode, 0.0
+    name, equals, value = mode.partition("=")
+    if not equals:
+        return mode, 0.0
+    if name not in ("slow", "budget", "usage-limit"):
+        raise StubFailure(f"bad directive {mode!r}: only slow, budget and usage-limit take a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise StubFailure(f"bad directive {mode!r}: expected {name}=<number>") from None
+    if not math.isfinite(number) or number < 0:
+        raise StubFailure(f"bad directive {mode!r}: expected a number of at least 0")
+    return name, number
 
 
 def git(stream: Stream, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -308,54 +345,41 @@ def rogue(ctx: Context, stream: Stream) -> None:
     raise StubFailure(f"tried to push to {ctx.base} and to merge")
 
 
-def usage_limit(stream: Stream) -> None:
-    text = "You've hit your limit · resets 4pm (UTC)"
-    stream.emit(
-        {
-            "type": "rate_limit_event",
-            "rate_limit_info": {
-                "status": "rejected",
-                "resetsAt": int(time.time()) + 3600,
-                "rateLimitType": "five_hour",
-                "overageStatus": "rejected",
-            },
-        }
-    )
+def usage_limit(stream: Stream, resets_at: float | None) -> None:
+    """The recorded weekly-limit stream's shape, with a `rate_limit_event` first when the reset is known."""
+    if resets_at is not None:
+        info = {"status": "rejected", "resetsAt": int(resets_at), "rateLimitType": "seven_day"}
+        stream.emit({"type": "rate_limit_event", "rate_limit_info": info})
     synthetic = {
         "id": str(uuid.uuid4()),
-        "type": "message",
-        "role": "assistant",
+        "container": None,
         "model": "<synthetic>",
-        "content": [{"type": "text", "text": text}],
+        "role": "assistant",
         "stop_reason": "stop_sequence",
+        "stop_sequence": "",
+        "type": "message",
         "usage": dict.fromkeys(MESSAGE_USAGE, 0),
+        "content": [{"type": "text", "text": WEEKLY_LIMIT_TEXT}],
+        "context_management": None,
     }
-    stream.emit(
-        {
-            "type": "assistant",
-            "message": synthetic,
-            "parent_tool_use_id": None,
-            "error": "rate_limit",
-            "isApiErrorMessage": True,
-        }
-    )
-    stream.emit(
-        {
-            "type": "result",
-            "subtype": "success",
-            "is_error": True,
-            "api_error_status": 429,
-            "duration_ms": 300,
-            "duration_api_ms": 0,
-            "num_turns": 1,
-            "result": text,
-            "total_cost_usd": 0,
-            "usage": dict.fromkeys(MESSAGE_USAGE, 0),
-            "modelUsage": {},
-            "permission_denials": [],
-            "terminal_reason": "api_error",
-        }
-    )
+    stream.emit({"type": "assistant", "message": synthetic, "parent_tool_use_id": None})
+    stream.result(WEEKLY_LIMIT_TEXT, is_error=True, terminal_reason="api_error")
+
+
+def limit_resets_at(issue: Mapping[str, Any], seconds: float, now: float) -> float | None:
+    """For `usage-limit=<s>`: the reset (issue creation + s) while it is ahead, else None (no limit)."""
+    created = datetime.fromisoformat(str(issue["created_at"]).replace("Z", "+00:00")).timestamp()
+    return created + seconds if now < created + seconds else None
+
+
+def spend(stream: Stream, tokens: float) -> None:
+    """For `budget=<n>`: report usage steadily, the way a long agent turn does."""
+    per_message = sum(BUDGET_MESSAGE_USAGE.values())
+    step = 1 / BUDGET_MESSAGES_PER_S
+    while sum(stream.used.values()) < tokens:
+        stream.say(f"Still working ({sum(stream.used.values()):,} tokens so far).", BUDGET_MESSAGE_USAGE)
+        if sum(stream.used.values()) + per_message <= tokens:
+            time.sleep(step)
 
 
 def run(ctx: Context, stream: Stream) -> int:
@@ -364,9 +388,17 @@ def run(ctx: Context, stream: Stream) -> int:
         issue = gh.call("GET", f"/issues/{ctx.issue}")
         mode, seconds = directive(issue.get("body") or "")
         stream.say(f"Working on {ctx.repo}#{ctx.issue} ({ctx.kind}, mode {mode}, attempt {ctx.attempt}).")
-        if mode == "usage-limit":
-            usage_limit(stream)
-            return 0
+        if mode == "usage-limit" and ctx.family != "codex":
+            # A Claude account's limit: Codex agents are not affected.
+            if not seconds:
+                usage_limit(stream, None)
+                return 0
+            resets_at = limit_resets_at(issue, seconds, time.time())
+            if resets_at is not None:
+                usage_limit(stream, resets_at)
+                return 0
+        if mode == "budget":
+            spend(stream, seconds)
         implementing = ctx.kind != "review"
         failing = mode == "fail" or (mode == "fail-twice" and ctx.attempt <= 2)
         if (failing and implementing) or (mode == "review-fail" and not implementing):
@@ -378,7 +410,7 @@ def run(ctx: Context, stream: Stream) -> int:
             rogue(ctx, stream)
         if mode == "slow":
             time.sleep(seconds)
-        elif mode not in ("ok", "fail", "fail-twice", "no-pr", "review-fail"):
+        elif mode not in ("ok", "fail", "fail-twice", "no-pr", "review-fail", "usage-limit", "budget"):
             raise StubFailure(f"unknown directive 'stub: {mode}'")
         done = review(ctx, gh, stream) if ctx.kind == "review" else implement(ctx, gh, stream)
         stream.say(done)
@@ -398,6 +430,15 @@ def main() -> int:
         stream.say(f"Error: {message}")
         stream.result(message, subtype="error_during_execution", is_error=True)
         return 1
+    except KeyboardInterrupt:
+        # SIGINT is how k3sc interrupts a run (budget); Claude then ends its turn like this.
+        stream.result(
+            "Interrupted",
+            subtype="error_during_execution",
+            is_error=True,
+            terminal_reason="aborted_streaming",
+        )
+        return 130
 
 
 if __name__ == "__main__":
