@@ -67,7 +67,6 @@ DEFAULTS = [
     pytest.param("scan.max_interval", timedelta(hours=1), id="scan.max_interval defaults to 1h"),
     pytest.param("scan.task_ttl", timedelta(hours=24), id="scan.task_ttl defaults to 24h"),
     pytest.param("scan.orphan_grace", timedelta(minutes=10), id="scan.orphan_grace defaults to 10m"),
-    pytest.param("leases.ttl", timedelta(hours=12), id="leases.ttl defaults to 12h"),
     pytest.param("safety.branch_pattern", "issue-{N}", id="safety.branch_pattern defaults to issue-{N}"),
     pytest.param(
         "safety.gh_allowed",
