@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from k3sc import handoff, labels, leases, workflow
@@ -29,7 +29,11 @@ from k3sc.config import Config
 from k3sc.labels import Kind
 from k3sc.leases import Lease
 from k3sc.models import AgentRun, Intent, Issue, Outcome, Repo, RunPhase, Snapshot
-from k3sc.workflow import Dispatch, History, Plan, Transition, Unavailable
+from k3sc.usage import LimitHit, Window
+from k3sc.workflow import Dispatch, History, Plan, Refusal, Transition, Unavailable
+
+# How long a family rests after a usage limit whose CLI gave no reset time.
+PARK_WITHOUT_RESET = timedelta(hours=1)
 
 # --------------------------------------------------------------------------- facts
 
@@ -69,7 +73,8 @@ class Facts:
     # Runs whose hand-off failed earlier in this dispatch run: left pending, holding their slot.
     held: frozenset[str] = frozenset()
     leases: tuple[Lease, ...] = ()
-    unavailable: Mapping[str, Unavailable] = field(default_factory=dict)  # families disabled or parked
+    disabled: Mapping[str, str] = field(default_factory=dict)  # family → who disabled it and when
+    parks: tuple[LimitHit, ...] = ()  # usage limits families hit, with their reset times
     max_slots: int | None = None  # `k3sc scale`'s value, when set
 
 
@@ -102,6 +107,21 @@ class HandOff:
     def labels(self) -> tuple[str, ...] | None:
         """The workflow labels to write, or None when the issue is no longer this run's."""
         return (self.verdict.transition.label,) if self.verdict.write_labels else None
+
+    @property
+    def park(self) -> LimitHit | None:
+        """The usage limit the run hit, with a reset time: its family rests until then."""
+        if self.verdict.outcome is not Outcome.PARKED:
+            return None
+        hit = LimitHit.decode(self.run.message) or LimitHit(
+            self.run.family, None, None, Window.UNKNOWN, "usage limit"
+        )
+        if hit.resets_at is None:
+            # The CLI said no time: rest a while, then let one run find out.
+            hit = dataclasses.replace(
+                hit, resets_at=(self.run.ended_at or self.run.created_at) + PARK_WITHOUT_RESET
+            )
+        return hit
 
 
 @dataclass(frozen=True)
@@ -236,6 +256,8 @@ def decide(facts: Facts, config: Config, now: datetime) -> Decisions:
 
     active = sum(1 for r in runs if r.active)
     live = tuple(lease for lease in facts.leases if not lease.expired(now))
+    parks = [*facts.parks, *(p for h in handoffs if (p := h.park) is not None)]
+    unavailable = availability(facts.disabled, parks, now)
     slots_now = facts.max_slots or config.max_slots
     if facts.paused:
         plan = Plan((), facts.last_family)
@@ -249,7 +271,7 @@ def decide(facts: Facts, config: Config, now: datetime) -> Decisions:
             last_family=facts.last_family,
             max_slots=slots_now,
             reserved=leases.reserved_issues(live, now),
-            unavailable=facts.unavailable,
+            unavailable=unavailable,
         )
     return Decisions(
         recoveries=recoveries,
@@ -262,11 +284,29 @@ def decide(facts: Facts, config: Config, now: datetime) -> Decisions:
         expired=tuple(lease for lease in facts.leases if lease.expired(now)),
         leases=live,
         families={
-            str(f): facts.unavailable[f].detail if f in facts.unavailable else "available"
-            for f in config.families
+            str(f): unavailable[f].detail if f in unavailable else "available" for f in config.families
         },
         slots=slots_now,
     )
+
+
+def availability(disabled: Mapping[str, str], parks: list[LimitHit], now: datetime) -> dict[str, Unavailable]:
+    """Families that may not be dispatched now: disabled by a person, or resting at a usage limit.
+
+    A family is parked until the latest reset among its live limit hits (an account's hit parks
+    its whole family: k3sc does not route agents to accounts).
+    """
+    off = {family: Unavailable(Refusal.FAMILY_DISABLED, why) for family, why in disabled.items()}
+    until: dict[str, tuple[datetime, LimitHit]] = {}
+    for hit in parks:
+        resets = hit.resets_at
+        if resets is not None and resets > now and (hit.family not in until or resets > until[hit.family][0]):
+            until[hit.family] = (resets, hit)
+    for family, (resets, hit) in until.items():
+        if family not in off:
+            detail = f"family parked until {resets.astimezone(UTC):%H:%M} UTC ({hit.window.value} limit)"
+            off[family] = Unavailable(Refusal.FAMILY_PARKED, detail)
+    return off
 
 
 def recover(check: IntentCheck, config: Config) -> Recovery:
@@ -363,7 +403,13 @@ def _handed_off(run: AgentRun, outcome: Outcome) -> AgentRun:
 
 # --------------------------------------------------------------------------- rows
 
-_VERBS = {Outcome.SUCCESS: "succeeded", Outcome.FAILURE: "failed", Outcome.ERROR: "never started"}
+_VERBS = {
+    Outcome.SUCCESS: "succeeded",
+    Outcome.FAILURE: "failed",
+    Outcome.ERROR: "never started",
+    Outcome.STOPPED: "was stopped",
+    Outcome.PARKED: "hit a usage limit",
+}
 
 
 def describe_handoff(decision: HandOff) -> str:

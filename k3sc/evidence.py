@@ -114,6 +114,7 @@ async def gather(
         paused=set_by_operator.paused,
         held=held,
         leases=set_by_operator.leases,
-        unavailable=set_by_operator.unavailable,
+        disabled=set_by_operator.disabled_reasons,
+        parks=set_by_operator.parks,
         max_slots=set_by_operator.max_slots,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from k3sc import labels, workflow
+from k3sc import labels, usage, workflow
 from k3sc.labels import Kind
 from k3sc.models import AgentRun, Outcome, RunPhase
 from k3sc.workflow import Transition
@@ -42,6 +42,12 @@ def is_review_by(body: str, agent: str, posted_at: datetime, run_started: dateti
 
 def judge(run: AgentRun, evidence: Evidence) -> tuple[Outcome, str]:
     """The verified outcome of a finished attempt and a one-line reason."""
+    if run.state_name == usage.PARKED:
+        hit = usage.LimitHit.decode(run.message)
+        return Outcome.PARKED, hit.headline if hit else "usage limit"
+    if run.state_name == usage.BUDGET_STOPPED:
+        stop = usage.BudgetStop.decode(run.message)
+        return Outcome.STOPPED, stop.headline if stop else "stopped by budget"
     if run.phase is not RunPhase.COMPLETED:
         detail = run.message.strip() or "no message"
         if run.never_started:

@@ -152,8 +152,12 @@ class Outcome(StrEnum):
     # The attempt never ran (the worker could not start it, or it was cancelled before it
     # started): retried without counting against the failure cap, a bounded number of times.
     ERROR = "error"
-    # A person stopped it (`k3sc kill`): never retried automatically, never counted as a failure.
+    # A person stopped it (`k3sc kill`), or the budget meter did: never retried automatically,
+    # never counted as a failure.
     STOPPED = "stopped"
+    # The agent's account hit its usage limit: the family rests until the reset, the issue goes
+    # back where it came from, and nothing counts against the cap.
+    PARKED = "parked"
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,11 @@ class AgentRun:
     @property
     def issue_key(self) -> str:
         return f"{self.repo.key}#{self.issue}"
+
+    @property
+    def family(self) -> str:
+        """`claude` of `claude-b`."""
+        return self.agent.split("-", 1)[0]
 
     @property
     def active(self) -> bool:

@@ -300,10 +300,15 @@ class LimitHit:
     window: Window
     source: str
 
-    def encode(self) -> str:
-        """One line: a sentence for people, then ` | ` and JSON for `decode`."""
+    @property
+    def headline(self) -> str:
+        """The sentence for people: `usage limit: claude weekly window until 2026-12-01 05:05 UTC`."""
         who = f"{self.family}/{self.account}" if self.account else self.family
         until = f" until {self.resets_at:%Y-%m-%d %H:%M %Z}".rstrip() if self.resets_at else ""
+        return f"usage limit: {who} {self.window.value} window{until}"
+
+    def encode(self) -> str:
+        """One line: the headline, then ` | ` and JSON for `decode`."""
         data = {
             "family": self.family,
             "account": self.account,
@@ -311,8 +316,7 @@ class LimitHit:
             "window": self.window.value,
             "source": _one_line(self.source),
         }
-        head = f"usage limit: {who} {self.window.value} window{until}"
-        return head + _SEPARATOR + json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return self.headline + _SEPARATOR + json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def decode(cls, message: str | None) -> LimitHit | None:
@@ -342,12 +346,16 @@ class BudgetStop:
     cap: float
     unit: Unit
 
+    @property
+    def headline(self) -> str:
+        """The sentence for people: `stopped by budget: $4.10 of a $4.00 per-run cap`."""
+        spent, cap = format_amount(self.spent, self.unit), format_amount(self.cap, self.unit)
+        return f"stopped by budget: {spent} of a {cap} per-run cap"
+
     def encode(self) -> str:
-        """One line: a sentence for people, then ` | ` and JSON for `decode`."""
-        head = f"stopped by budget: {format_amount(self.spent, self.unit)} of a "
-        head += f"{format_amount(self.cap, self.unit)} per-run cap"
+        """One line: the headline, then ` | ` and JSON for `decode`."""
         data = {"spent": self.spent, "cap": self.cap, "unit": self.unit.value}
-        return head + _SEPARATOR + json.dumps(data, separators=(",", ":"))
+        return self.headline + _SEPARATOR + json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def decode(cls, message: str | None) -> BudgetStop | None:

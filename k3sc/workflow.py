@@ -82,9 +82,16 @@ def transition(kind: Kind, outcome: Outcome, failures: int, reason: str = "") ->
     when it failed. A failed review never loops back to review: it escalates to a human.
     """
     why = f": {reason}" if reason else ""
-    if outcome is Outcome.ERROR:
-        # The agent never ran: put the issue back where it was and try again.
+    if outcome in (Outcome.ERROR, Outcome.PARKED):
+        # The agent never ran, or its account is resting: back where it was, to try again.
         return Transition(labels.READY if kind is Kind.IMPLEMENT else labels.NEEDS_REVIEW, kind)
+    if outcome is Outcome.STOPPED:
+        return Transition(
+            labels.NEEDS_HUMAN,
+            None,
+            f"k3sc stopped this {kind.value} attempt{why}. It is not retried automatically; "
+            "relabel the issue to try again.",
+        )
     if kind is Kind.IMPLEMENT and outcome is Outcome.SUCCESS:
         return Transition(labels.NEEDS_REVIEW, Kind.REVIEW)
     if kind is Kind.IMPLEMENT and failures < MAX_FAILURES:

@@ -60,6 +60,8 @@ async def submit_recovered(svc: Services, recovery: decide.Recovery) -> AgentRun
 async def hand_off(svc: Services, decision: decide.HandOff) -> str:
     """Comment (once), write the decided labels, then record the outcome on the run; the log line."""
     run, verdict = decision.run, decision.verdict
+    if (hit := decision.park) is not None:
+        await controls.park(svc.api, hit)  # before the issue goes back, so no scan re-dispatches to it
     if decision.labels is not None:
         if verdict.transition.comment:
             await svc.gh.comment_once(run.repo, run.issue, decision.comment_key, verdict.transition.comment)

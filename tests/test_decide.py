@@ -17,7 +17,8 @@ from k3sc.handoff import Evidence
 from k3sc.labels import Kind
 from k3sc.leases import Lease
 from k3sc.models import AgentRun, Intent, Issue, Outcome, Pull, RunPhase, Snapshot
-from k3sc.workflow import Refusal, Unavailable
+from k3sc.usage import BudgetStop, LimitHit, Unit, Window
+from k3sc.workflow import Refusal
 from tests.builders import API, NOW, make_config, make_issue, make_run
 
 CONFIG = make_config(families=["claude", "codex"])
@@ -365,20 +366,31 @@ def test_an_expired_lease_is_removed_and_no_longer_blocks() -> None:
     assert ("acme/api#1", "expire-lease", "claude-4") in actions(decisions)
 
 
+def hit(family: str, resets_in: timedelta | None, window: Window = Window.WEEKLY) -> LimitHit:
+    return LimitHit(
+        family, None, NOW + resets_in if resets_in is not None else None, window, "Weekly limit reached"
+    )
+
+
 @pytest.mark.parametrize(
-    ("unavailable", "agents", "refusal"),
+    ("disabled", "parks", "agents", "refusal"),
     [
-        pytest.param({"claude": Unavailable(Refusal.FAMILY_DISABLED, "disabled via k3sc disable")},
-                     ["codex-a", "codex-b"], None, id="a disabled family's work goes to the other family"),
-        pytest.param({"claude": Unavailable(Refusal.FAMILY_DISABLED, "off"),
-                      "codex": Unavailable(Refusal.FAMILY_DISABLED, "off")},
-                     [], Refusal.FAMILY_DISABLED, id="with every family disabled nothing is dispatched"),
+        pytest.param({"claude": "disabled via k3sc disable"}, [], ["codex-a", "codex-b"], None,
+                     id="a disabled family's work goes to the other family"),
+        pytest.param({"claude": "off", "codex": "off"}, [], [], Refusal.FAMILY_DISABLED,
+                     id="with every family disabled nothing is dispatched"),
+        pytest.param({}, [hit("claude", timedelta(hours=2))], ["codex-a", "codex-b"], None,
+                     id="a family parked at its usage limit rests; the other works"),
+        pytest.param({}, [hit("claude", -timedelta(seconds=1))], ["claude-a", "codex-b"], None,
+                     id="after the reset the parked family works again"),
+        pytest.param({}, [hit("claude", timedelta(hours=2)), hit("codex", timedelta(minutes=5))], [],
+                     Refusal.FAMILY_PARKED, id="with every family parked nothing is dispatched"),
     ],
 )  # fmt: skip
-def test_disabled_families(
-    unavailable: dict[str, Unavailable], agents: list[str], refusal: Refusal | None
+def test_family_availability(
+    disabled: dict[str, str], parks: list[LimitHit], agents: list[str], refusal: Refusal | None
 ) -> None:
-    the_facts = replace(facts([make_issue(1), make_issue(2)]), unavailable=unavailable)
+    the_facts = replace(facts([make_issue(1), make_issue(2)]), disabled=disabled, parks=tuple(parks))
     decisions = decide.decide(the_facts, CONFIG, NOW)
     assert [d.agent for d in decisions.plan.dispatches] == agents
     assert {s.refusal for s in decisions.plan.skips} == ({refusal} if refusal else set())
@@ -410,3 +422,44 @@ def test_a_stopped_attempt_is_neither_a_failure_nor_retried_by_itself() -> None:
     decisions = decide.decide(facts([make_issue(1, ("needs-human",))], [stopped]), CONFIG, NOW)
     assert decisions.handoffs == () and decisions.plan.dispatches == []
     assert workflow.histories([stopped])[ISSUE].failures() == 0
+
+
+def test_a_usage_limit_parks_the_family_returns_the_issue_and_counts_nothing() -> None:
+    weekly = hit("claude", timedelta(hours=3))
+    run = replace(ended(phase=RunPhase.FAILED), state_name="Parked", message=weekly.encode(), ended_at=NOW)
+    decisions = decide.decide(
+        facts([make_issue(1, ("claude-a",))], [run], finished=[finish(run, PUSHED)]), CONFIG, NOW
+    )
+    (handoff,) = decisions.handoffs
+    assert (handoff.verdict.outcome, handoff.labels, handoff.verdict.transition.comment) == (
+        Outcome.PARKED,
+        ("ready",),
+        None,
+    )
+    assert handoff.park == weekly
+    assert decisions.families["claude"] == f"family parked until {weekly.resets_at:%H:%M} UTC (weekly limit)"
+    (again,) = decisions.plan.dispatches  # the same pass gives the issue to the other family
+    assert again.agent.startswith("codex-") and again.attempt == 2
+
+
+def test_a_usage_limit_without_a_reset_time_rests_the_family_an_hour() -> None:
+    run = replace(
+        ended(phase=RunPhase.FAILED), state_name="Parked", message=hit("codex", None).encode(), ended_at=NOW
+    )
+    decisions = decide.decide(
+        facts([make_issue(1, ("claude-a",))], [run], finished=[finish(run, PUSHED)]), CONFIG, NOW
+    )
+    assert decisions.handoffs[0].park == hit("codex", decide.PARK_WITHOUT_RESET)
+
+
+def test_a_budget_stop_goes_to_a_human_and_is_not_retried() -> None:
+    stop = BudgetStop(10_400, 10_000, Unit.TOKENS)
+    run = replace(ended(phase=RunPhase.FAILED), state_name="BudgetStopped", message=stop.encode())
+    decisions = decide.decide(
+        facts([make_issue(1, ("claude-a",))], [run], finished=[finish(run, PUSHED)]), CONFIG, NOW
+    )
+    (handoff,) = decisions.handoffs
+    assert (handoff.verdict.outcome, handoff.labels) == (Outcome.STOPPED, ("needs-human",))
+    assert handoff.verdict.reason == "stopped by budget: 10,400 tokens of a 10,000 tokens per-run cap"
+    assert "not retried automatically" in (handoff.verdict.transition.comment or "")
+    assert decisions.plan.dispatches == []

@@ -9,6 +9,7 @@ writes at the same time:
   workers never hold one PR, however they race.
 - `k3sc-disabled-<family>`: present while `k3sc disable <family>` is in force.
 - `k3sc-max-slots`: the slot count set by `k3sc scale` (absent: the config's `max_slots`).
+- `k3sc-parked-<family>`: the last usage limit the family hit, with its reset time (`LimitHit`).
 
 One filter request (`controls.read`) returns all of them for the dispatcher, `k3sc status` and `k3sc scan`.
 """
@@ -24,14 +25,15 @@ from k3sc import names
 from k3sc.leases import Lease
 from k3sc.models import Repo
 from k3sc.orchestration.api import PrefectAPI
-from k3sc.workflow import Refusal, Unavailable
+from k3sc.usage import LimitHit
 
 PREFIX = "k3sc-"
 LEASE_PR = "k3sc-lease-pr-"
 LEASE_WORKER = "k3sc-lease-worker-"
 DISABLED = "k3sc-disabled-"
 MAX_SLOTS = "k3sc-max-slots"
-PAUSED = "k3sc-paused"  # written by `k3sc pause` / `k3sc resume` (dispatch_state.set_paused)
+PAUSED = "k3sc-paused"
+PARKED = "k3sc-parked-"  # + family: the last usage limit it hit (written at hand-off)
 TAGS = ("k3sc",)
 
 
@@ -55,12 +57,11 @@ class Controls:
     max_slots_set: dict[str, Any] = field(default_factory=dict)  # who set it and when
     paused: bool = False
 
+    parks: tuple[LimitHit, ...] = ()  # the last usage limit each family hit
+
     @property
-    def unavailable(self) -> dict[str, Unavailable]:
-        return {
-            family: Unavailable(Refusal.FAMILY_DISABLED, f"disabled via k3sc disable ({_who(info)})")
-            for family, info in self.disabled.items()
-        }
+    def disabled_reasons(self) -> dict[str, str]:
+        return {family: f"disabled via k3sc disable ({_who(info)})" for family, info in self.disabled.items()}
 
 
 def _who(info: dict[str, Any]) -> str:
@@ -88,7 +89,11 @@ async def read(api: PrefectAPI) -> Controls:
         max_slots=count if isinstance(count, int) and not isinstance(count, bool) else None,
         max_slots_set=slots if isinstance(slots, dict) else {},
         paused=bool(values.get(PAUSED)),
-    )
+        parks=tuple(
+            hit for name, value in sorted(values.items())
+            if name.startswith(PARKED) and isinstance(value, str) and (hit := LimitHit.decode(value))
+        ),
+    )  # fmt: skip
 
 
 def stamp(by: str, **extra: Any) -> dict[str, Any]:
@@ -170,6 +175,11 @@ async def disable(api: PrefectAPI, family: str, by: str) -> bool:
 async def enable(api: PrefectAPI, family: str) -> bool:
     """True if this call enabled it, False if it was not disabled."""
     return await api.delete_variable(f"{DISABLED}{family}")
+
+
+async def park(api: PrefectAPI, hit: LimitHit) -> None:
+    """Record a family's usage limit (the dispatcher's hand-off is the only writer)."""
+    await api.set_variable(f"{PARKED}{hit.family}", hit.encode(), TAGS)
 
 
 async def set_max_slots(api: PrefectAPI, slots: int, by: str) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
-from k3sc import workflow
+from k3sc import decide, workflow
 from k3sc.config import MAX_SLOT_LETTERS, Config
 from k3sc.errors import OrchestrationError, UsageError
 from k3sc.labels import Family, State
@@ -106,6 +107,7 @@ async def status(config: Config, max_slots_source: str) -> dict[str, Any]:
     ours = [r for r in pending if config.repo_config(r.repo) is not None]
     states = Counter(workflow.read_labels(i.labels).state for i in issues.items)
     slots, came_from = effective_slots(config, held, max_slots_source)
+    off = decide.availability(held.disabled_reasons, list(held.parks), datetime.now(UTC))
     return {
         "running": sum(1 for r in ours if r.phase is RunPhase.RUNNING),
         "queued": sum(1 for r in ours if r.phase is RunPhase.WAITING),
@@ -118,10 +120,7 @@ async def status(config: Config, max_slots_source: str) -> dict[str, Any]:
         "slots": slots,
         "slots_source": came_from,
         "paused": held.paused,
-        "families": {
-            str(f): held.unavailable[f].detail if f in held.unavailable else "available"
-            for f in config.families
-        },
+        "families": {str(f): off[f].detail if f in off else "available" for f in config.families},
         "leases": [controls.lease_value(lease) for lease in held.leases],
         "rate": budget.as_json(),
         "errors": [f"{f.repo}: {f.error}" for f in (*issues.failures, *pulls.failures)],
