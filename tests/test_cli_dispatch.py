@@ -73,7 +73,8 @@ def test_dispatch_starts_a_forced_scan(world: sandbox.World, prefect_api_url: st
     result = invoke(["dispatch", "--json"])
     started = json.loads(result.stdout)
     flow_run = asyncio.run(_flow_run(prefect_api_url, started["id"]))
-    assert flow_run.parameters == {"force": True}
+    assert flow_run.parameters == {"force": True, "reason": "k3sc dispatch"}
+    assert flow_run.name == "scan on k3sc dispatch"
     assert flow_run.state_type == "SCHEDULED"
     asyncio.run(_cancel(prefect_api_url, started["id"]))
 

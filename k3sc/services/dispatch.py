@@ -23,11 +23,14 @@ if TYPE_CHECKING:
     from k3sc.github import GitHubClient
 
 
-async def trigger(api_url: str | None = None, name: str = "scan now (k3sc dispatch)") -> dict[str, Any]:
+async def trigger(api_url: str | None = None, reason: str = "k3sc dispatch") -> dict[str, Any]:
     """Start a forced dispatch run on `api_url` (else the known server); its id, name and UI address."""
     async with PrefectAPI(api_url) if api_url else PrefectAPI.from_env() as api:
         created = await api.create_flow_run(
-            runs.DISPATCH_DEPLOYMENT, parameters={"force": True}, name=name, tags=["k3sc"]
+            runs.DISPATCH_DEPLOYMENT,
+            parameters={"force": True, "reason": reason},
+            name=f"scan on {reason}",
+            tags=["k3sc"],
         )
         url = api.url.removesuffix("/api")
     return {"id": created.id, "name": created.name, "url": f"{url}/runs/flow-run/{created.id}"}

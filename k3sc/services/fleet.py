@@ -55,7 +55,7 @@ async def pause(paused: bool) -> str:
         before = (await controls.read(api)).paused
         await dispatch_state.set_paused(api, paused)
         if not paused and before:
-            await _scan_soon(api, "scan on k3sc resume")
+            await _scan_soon(api, "k3sc resume")
     if paused:
         return "dispatch paused: running agents finish and are handed off; nothing new is claimed"
     return "dispatch resumed" if before else "dispatch was not paused"
@@ -66,7 +66,7 @@ async def set_family(name: str, enabled: bool) -> str:
         if enabled:
             changed = await controls.enable(api, name)
             if changed:
-                await _scan_soon(api, f"scan on k3sc enable {name}")
+                await _scan_soon(api, f"k3sc enable {name}")
             return f"{name} dispatch enabled" if changed else f"{name} dispatch already enabled"
         changed = await controls.disable(api, name, targets.operator())
         return f"{name} dispatch disabled" if changed else f"{name} dispatch already disabled"
@@ -90,7 +90,7 @@ async def scale(config: Config, source: str, slots: int | None) -> dict[str, Any
         await controls.set_max_slots(api, slots, targets.operator())
         await api.set_pool_concurrency(AGENT_POOL, slots)
         if slots > current:
-            await _scan_soon(api, f"scan on k3sc scale {slots}")
+            await _scan_soon(api, f"k3sc scale {slots}")
     return {"slots": slots, "previous": current, "source": "k3sc scale"}
 
 

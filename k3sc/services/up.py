@@ -147,7 +147,7 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
         # What GitHub's webhooks plus a receiver do for real repos: label changes become events.
         session.world.fake.on_event = event_forwarder(session.api_url)
     # The first scan now; it schedules the next one itself (the chain).
-    asyncio.run(dispatch.trigger(session.api_url, name="scan on k3sc up"))
+    asyncio.run(dispatch.trigger(session.api_url, reason="k3sc up"))
 
 
 def event_forwarder(api_url: str) -> Callable[[str, dict[str, Any]], None]:
