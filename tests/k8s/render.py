@@ -12,7 +12,7 @@ from k3sc.labels import Kind
 from k3sc.models import Repo
 
 # What the shipped worker Deployment sets, so the Job carries the auth string only as a reference.
-AUTH_SECRET = ("prefect-auth", "auth-string")
+AUTH_SECRET = ("k3sc-prefect", "auth-string")
 WORKER_SETTINGS = {
     "PREFECT_API_URL": "http://prefect-server.claude-agents.svc:4200/api",
     "PREFECT_API_AUTH_STRING": "admin:s3cret-auth-value",
