@@ -38,3 +38,17 @@ def errors(obj: dict[str, Any], version: str = VERSIONS[0], *, strict: bool = Tr
         path = "/".join(str(p) for p in error.absolute_path)
         found.append(f"/{path}: {error.message}")
     return sorted(found)
+
+
+def unknown_fields(
+    obj: dict[str, Any], version: str = VERSIONS[0]
+) -> list[tuple[tuple[str | int, ...], list[str]]]:
+    """(path, field names) of every field the strict schema does not know, as an API server in
+    its default field validation mode drops them (with a warning) instead of failing."""
+    validator = _validator(str(obj.get("kind")), str(obj.get("apiVersion")), version, True)
+    found = []
+    for error in validator.iter_errors(obj):
+        if error.validator == "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            found.append((tuple(error.absolute_path), extra))
+    return found
