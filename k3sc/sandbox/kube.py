@@ -60,6 +60,14 @@ _KINDS = {
     "events": "Event",
 }
 _ROLLED_OUT = {"Deployment", "StatefulSet"}
+_GROUPS = {
+    "jobs": ("batch", "v1"),
+    "deployments": ("apps", "v1"),
+    "statefulsets": ("apps", "v1"),
+    "roles": ("rbac.authorization.k8s.io", "v1"),
+    "rolebindings": ("rbac.authorization.k8s.io", "v1"),
+    "networkpolicies": ("networking.k8s.io", "v1"),
+}
 
 
 @attrs.frozen
@@ -367,19 +375,9 @@ class FakeKubernetes(k8s.KubernetesEmulator):
     # ------------------------------------------------------------------ direct access (controllers, tests)
 
     def _resource(self, plural: str) -> Any:
-        group, version = (
-            ("batch", "v1")
-            if plural == "jobs"
-            else ("apps", "v1")
-            if plural
-            in (
-                "deployments",
-                "statefulsets",
-            )
-            else ("", "v1")
-        )
         from kmock._internal import references
 
+        group, version = _GROUPS.get(plural, ("", "v1"))
         return references.resource(group=group, version=version, plural=plural)
 
     def stored(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
