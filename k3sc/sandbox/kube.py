@@ -149,6 +149,7 @@ class FakeKubernetes(k8s.KubernetesEmulator):
 
     schema_version: str = kube_schema.VERSIONS[0]
     tokens: dict[str, set[tuple[str, str, str, str]]] | None = None
+    admin_tokens: set[str] = attrs.field(factory=set)
     pod_logs: dict[tuple[str, str], str] = attrs.field(factory=dict)
     warnings: list[str] = attrs.field(factory=list)
     refused: list[str] = attrs.field(factory=list)
@@ -181,7 +182,8 @@ class FakeKubernetes(k8s.KubernetesEmulator):
             if request.action == enums.action.CREATE:
                 data = copy.deepcopy(request.data)
                 self._admit(data, request.namespace, creating=True)
-                request = attrs.evolve(request, data=data)
+                # Answered here: kmock matches its fallback reactions against the request as parsed.
+                return await self._created(attrs.evolve(request, data=data))
             elif request.action == enums.action.UPDATE:
                 request = self._admit_update(request)
                 if request.action is None:
@@ -210,11 +212,12 @@ class FakeKubernetes(k8s.KubernetesEmulator):
         )
 
     def _authorize(self, request: rendering.Request) -> None:
-        if self.tokens is None or request.action is None:
-            return
         token = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
-        rules = self.tokens.get(token)
         resource = request.resource
+        discovery = resource is None or resource.plural is None  # non-resource URLs: always allowed
+        if self.tokens is None or request.action is None or discovery or token in self.admin_tokens:
+            return
+        rules = self.tokens.get(token)
         assert resource is not None
         plural = f"{resource.plural}/{request.subresource}" if request.subresource else str(resource.plural)
         verb = "get" if request.subresource == "log" else _VERBS[request.action]
@@ -290,9 +293,12 @@ class FakeKubernetes(k8s.KubernetesEmulator):
         import aiohttp.web
 
         resource: Any = request.resource
-        key: Any = (resource, request.namespace, request.data["metadata"]["name"])
+        namespace = request.namespace or request.data["metadata"].get("namespace")
+        key: Any = (resource, namespace, request.data["metadata"]["name"])
         async with self._lock:
             objects: Any = self._objects
+            if key in objects and not objects[key].deleted:
+                raise k8s.KubernetesObjectConflictError()
             if key in objects:
                 objects[key].create(request.data)
             else:

@@ -238,12 +238,12 @@ class Cluster:
 
     def _volume(self, volume: dict[str, Any], meta: dict[str, Any], root: Path, uid: int, gid: int) -> Path:
         if "emptyDir" in volume:
-            path = root / "volumes" / volume["name"]
+            path: Path = root / "volumes" / str(volume["name"])
             path.mkdir(parents=True)
             path.chmod(0o777)
             return path
         if "persistentVolumeClaim" in volume:
-            path = self.state_dir / "pvc" / volume["persistentVolumeClaim"]["claimName"]
+            path = self.state_dir / "pvc" / str(volume["persistentVolumeClaim"]["claimName"])
             path.mkdir(parents=True, exist_ok=True)
             path.chmod(0o777)
             return path
@@ -254,7 +254,7 @@ class Cluster:
             ]
             if not found:
                 raise RuntimeError(f"configmap {name} not found")  # a real kubelet waits (ContainerCreating)
-            path = root / "volumes" / volume["name"]
+            path = root / "volumes" / str(volume["name"])
             path.mkdir(parents=True)
             for key, text in (found[0].get("data") or {}).items():
                 (path / key).write_text(text)
