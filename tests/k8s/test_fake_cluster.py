@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from k3sc.kube.client import Kube
 from k3sc.sandbox.kube_cluster import Cluster
 from tests.k8s.fake import NAMESPACE, client, running
 
@@ -116,7 +115,7 @@ async def test_a_pod_runs_hardened_and_a_deleted_job_kills_it(tmp_path: Path) ->
                 assert (
                     tmp_path / "pvc" / "k3sc-workspaces" / "acme-api-claude-b" / "clone"
                 ).read_text() == "data\n"
-                assert not Path("/etc/x").exists()
+                assert not await asyncio.to_thread(Path("/etc/x").exists)
 
                 assert (
                     await kube.start_problem("pull")
