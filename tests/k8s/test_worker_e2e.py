@@ -3,7 +3,7 @@ against the fake Kubernetes API with the fake cluster's controller and kubelet, 
 Prefect server, with the shipped job template and the shipped Role enforced on the worker.
 
 Proves, with the real worker and observer: a run with k3sc's per-run job variables becomes a
-hardened Job that runs the flow as uid 1000 on a read-only root, with repository-qualified
+hardened Job that runs the flow as uid 1000 on a read-only root (writing only to its emptyDirs and PVC), with repository-qualified
 labels and its own workspace sub-path, and completes; a pod that exits before Python starts
 crashes the run, and its pod log (the only trace) is read back by k3sc.kube; a Job deleted by
 k3sc.kube is gone at once and the run is Crashed, never re-run (SIGTERM behaviour `crash`); an
@@ -212,7 +212,9 @@ def test_the_real_worker_runs_k3sc_jobs_on_the_fake_cluster(
         assert labels.items() >= names.k8s_labels(repo, 7, Kind.IMPLEMENT, "claude-b", 1).items()
         assert (runtime.state_dir / "pvc" / "k3sc-workspaces" / "acme-api-claude-b").is_dir()
         ok_log = kube_call(lambda kube: kube.run_pod_log(ok)) or ""
-        assert "probe running as uid 1000 in /workspace, HOME=/home/agent" in ok_log, ok_log
+        # `prefect flow-run execute` runs the flow in a scratch directory under /tmp (an emptyDir).
+        assert "probe running as uid 1000 in /tmp/" in ok_log and "HOME=/home/agent" in ok_log, ok_log
+        assert "Finished in state Completed()" in ok_log
 
         wait(lambda: state(sleeper) == "RUNNING", 120, "sleeper running")
         started = time.monotonic()
