@@ -219,16 +219,24 @@ class PromptsConfig(_Section):
 
 
 class AgentConfig(_Section):
-    """How an agent is started; `command` replaces the family's default CLI (argv list)."""
+    """How an agent is started; `command` replaces the family's default CLI (argv list).
 
+    `pool` picks where agent runs execute: `process` (a local process per run, the embedded
+    default) or `kubernetes` (a Job per run from the agent image, see the `kubernetes` section).
+    """
+
+    pool: Literal["process", "kubernetes"] = "process"
     command: tuple[str, ...] | None = None
     timeout: Duration = timedelta(hours=1)
+    # How long a run may wait to start (InfrastructurePending: image pull, scheduling) before
+    # it is reaped as never-started; Kubernetes itself would wait forever.
+    start_timeout: Duration = timedelta(minutes=10)
     prompts: PromptsConfig = PromptsConfig()
     # Linux: run agents under bubblewrap. auto = when bwrap is installed (warn when not); on =
     # always (a run fails when bwrap is missing); off = never.
     sandbox: Literal["auto", "on", "off"] = "auto"
 
-    @field_validator("timeout")
+    @field_validator("timeout", "start_timeout")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value.total_seconds() < 1:
@@ -312,6 +320,110 @@ class BudgetConfig(_Section):
         return self
 
 
+# A Kubernetes resource quantity (`500m`, `2`, `1Gi`, `1.5G`, `1e3`).
+_QUANTITY = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
+_QUANTITY_SCALE = {
+    "": 1.0,
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
+}
+
+
+def quantity_value(text: str) -> float:
+    """The numeric value of a Kubernetes quantity; ValueError if it is not one."""
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"expected a Kubernetes quantity such as 500m, 2, 512Mi or 4Gi, got {text!r}")
+    number, suffix = float(match.group(1)), match.group(2) or ""
+    if suffix[:1] in ("e", "E"):
+        return number * 10.0 ** int(suffix[1:])
+    return number * _QUANTITY_SCALE[suffix]
+
+
+def _quantity(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a Kubernetes quantity such as 500m, 2 or 4Gi, not a yes/no value")
+    if isinstance(value, (int, float)):
+        value = str(value)
+    if isinstance(value, str):
+        quantity_value(value)
+    return value
+
+
+Quantity = Annotated[str, BeforeValidator(_quantity)]
+
+
+class ResourcesConfig(_Section):
+    """CPU and memory of one agent container; a request may not exceed its limit."""
+
+    cpu_request: Quantity = "500m"
+    cpu_limit: Quantity = "2"
+    memory_request: Quantity = "1Gi"
+    memory_limit: Quantity = "4Gi"
+    # The emptyDirs an agent writes (home with its tool caches, /tmp); exceeding it evicts the pod.
+    scratch_limit: Quantity = "4Gi"
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ResourcesConfig:
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(self, f"{kind}_request"), getattr(self, f"{kind}_limit")
+            if quantity_value(request) > quantity_value(limit):
+                raise ValueError(f"{kind}_request {request} is above {kind}_limit {limit}")
+        return self
+
+
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+# registry/path:tag or @sha256:digest; no spaces, no upper case in the repository part.
+_IMAGE = re.compile(
+    r"^[a-z0-9]+([._/:-]+[a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+
+
+class KubernetesConfig(_Section):
+    """Kubernetes mode (`agent.pool: kubernetes`): what `k3sc deploy` applies and each agent Job uses.
+
+    The namespace is the top-level `namespace` key (the original's), so there is one place for it.
+    """
+
+    image: str = "k3sc-agent:latest"
+    image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
+    service_account: str = Field("k3sc-agent", pattern=_DNS_SUBDOMAIN, max_length=253)
+    workspace_claim: str = Field("k3sc-workspaces", pattern=_DNS_SUBDOMAIN, max_length=253)
+    resources: ResourcesConfig = ResourcesConfig()
+    # Added to agent.timeout and agent.start_timeout for the Job's activeDeadlineSeconds, so
+    # k3sc's own in-flow timeout always fires first; covers clone/fetch and the hand-off writes.
+    deadline_margin: Duration = timedelta(minutes=30)
+    finished_job_ttl: Duration = timedelta(hours=24)
+    overlay: str = Field("single-node", min_length=1)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not _IMAGE.match(value):
+            raise ValueError(f"expected an image reference such as ghcr.io/org/k3sc-agent:1.0, got {value!r}")
+        return value
+
+    @field_validator("deadline_margin", "finished_job_ttl")
+    @classmethod
+    def _at_least_a_minute(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 60:
+            raise ValueError("must be at least 1m")
+        return value
+
+
 class GitHubAppConfig(_Section):
     """GitHub App credentials, used instead of a token when present."""
 
@@ -358,6 +470,7 @@ class Config(_Section):
     agent: AgentConfig = AgentConfig()
     leases: LeasesConfig = LeasesConfig()
     budget: BudgetConfig = BudgetConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
     workspace_root: ExpandedPath = Field(default_factory=_default_workspace_root)
     github_app: GitHubAppConfig | None = None
 

@@ -83,7 +83,11 @@ DEFAULTS = [
         ("fixes", "closes", "resolves"),
         id="safety.blocked_commit_words default to fixes closes resolves",
     ),
+    pytest.param("agent.pool", "process", id="agent.pool defaults to local processes (the embedded default)"),
     pytest.param("agent.command", None, id="agent.command defaults to the family's own CLI"),
+    pytest.param(
+        "agent.start_timeout", timedelta(minutes=10), id="agent.start_timeout defaults to 10m before reaping"
+    ),
     pytest.param(
         "agent.timeout", timedelta(hours=1), id="agent.timeout defaults to 1h like the Job deadline"
     ),
@@ -104,6 +108,30 @@ DEFAULTS = [
         "workspace_root", k3sc_home("workspaces"), id="workspace_root defaults to K3SC_HOME/workspaces"
     ),
     pytest.param("github_app", None, id="github_app defaults to unset (token auth)"),
+    pytest.param(
+        "kubernetes.image", "k3sc-agent:latest", id="kubernetes.image defaults to k3sc-agent:latest"
+    ),
+    pytest.param(
+        "kubernetes.image_pull_policy",
+        "IfNotPresent",
+        id="kubernetes.image_pull_policy defaults to IfNotPresent",
+    ),
+    pytest.param("kubernetes.service_account", "k3sc-agent", id="kubernetes.service_account defaults"),
+    pytest.param("kubernetes.workspace_claim", "k3sc-workspaces", id="kubernetes.workspace_claim defaults"),
+    pytest.param("kubernetes.resources.cpu_request", "500m", id="agent cpu request defaults to half a core"),
+    pytest.param("kubernetes.resources.cpu_limit", "2", id="agent cpu limit defaults to 2 cores"),
+    pytest.param("kubernetes.resources.memory_request", "1Gi", id="agent memory request defaults to 1Gi"),
+    pytest.param("kubernetes.resources.memory_limit", "4Gi", id="agent memory limit defaults to 4Gi"),
+    pytest.param("kubernetes.resources.scratch_limit", "4Gi", id="agent scratch space defaults to 4Gi"),
+    pytest.param(
+        "kubernetes.deadline_margin", timedelta(minutes=30), id="kubernetes.deadline_margin defaults to 30m"
+    ),
+    pytest.param(
+        "kubernetes.finished_job_ttl",
+        timedelta(hours=24),
+        id="finished Jobs are kept 24h like the original's",
+    ),
+    pytest.param("kubernetes.overlay", "single-node", id="kubernetes.overlay defaults to single-node"),
 ]
 
 
@@ -225,6 +253,53 @@ VALID = [
         timedelta(seconds=5),
         id="budget.interrupt_grace",
     ),
+    pytest.param("agent: {pool: kubernetes}", "agent.pool", "kubernetes", id="agent.pool kubernetes"),
+    pytest.param(
+        "agent: {start_timeout: 90s}", "agent.start_timeout", timedelta(seconds=90), id="agent.start_timeout"
+    ),
+    pytest.param(
+        "kubernetes: {image: 'registry.example:5000/team/k3sc-agent:1.2.3'}",
+        "kubernetes.image",
+        "registry.example:5000/team/k3sc-agent:1.2.3",
+        id="kubernetes.image with a registry port and a tag",
+    ),
+    pytest.param(
+        f"kubernetes: {{image: 'k3sc-agent@sha256:{'a' * 64}'}}",
+        "kubernetes.image",
+        f"k3sc-agent@sha256:{'a' * 64}",
+        id="kubernetes.image pinned by digest",
+    ),
+    pytest.param(
+        "kubernetes: {image_pull_policy: Never}",
+        "kubernetes.image_pull_policy",
+        "Never",
+        id="kubernetes.image_pull_policy Never for an image built into the node",
+    ),
+    pytest.param(
+        "kubernetes: {resources: {cpu_request: 2, cpu_limit: 2}}",
+        "kubernetes.resources.cpu_request",
+        "2",
+        id="a whole-number cpu is read as the quantity 2",
+    ),
+    pytest.param(
+        "kubernetes: {resources: {memory_request: 512Mi, memory_limit: 0.5Gi}}",
+        "kubernetes.resources.memory_limit",
+        "0.5Gi",
+        id="a memory request may equal its limit in other units",
+    ),
+    pytest.param(
+        "kubernetes: {workspace_claim: team-ws}",
+        "kubernetes.workspace_claim",
+        "team-ws",
+        id="kubernetes.workspace_claim",
+    ),
+    pytest.param(
+        "kubernetes: {deadline_margin: 1h}",
+        "kubernetes.deadline_margin",
+        timedelta(hours=1),
+        id="kubernetes.deadline_margin",
+    ),
+    pytest.param("kubernetes: {overlay: cluster}", "kubernetes.overlay", "cluster", id="kubernetes.overlay"),
     pytest.param(
         "agent: {prompts: {review: /p/review.md}}",
         "agent.prompts.review",
@@ -332,6 +407,73 @@ INVALID = [
     ),
     pytest.param("agent: {command: []}", "agent.command", "must not be empty", id="agent.command empty"),
     pytest.param("agent: {timeout: 0s}", "agent.timeout", "at least 1s", id="agent.timeout of zero"),
+    pytest.param("agent: {pool: docker}", "agent.pool", "'process' or 'kubernetes'", id="agent.pool unknown"),
+    pytest.param(
+        "agent: {start_timeout: 0s}", "agent.start_timeout", "at least 1s", id="agent.start_timeout of zero"
+    ),
+    pytest.param(
+        "kubernetes: {image: 'K3SC Agent'}", "kubernetes.image", "image reference", id="image with a space"
+    ),
+    pytest.param(
+        "kubernetes: {image_pull_policy: Sometimes}",
+        "kubernetes.image_pull_policy",
+        "'IfNotPresent', 'Always' or 'Never'",
+        id="image pull policy unknown",
+    ),
+    pytest.param(
+        "kubernetes: {service_account: Agent_SA}",
+        "kubernetes.service_account",
+        "should match pattern",
+        id="service account must be a DNS name",
+    ),
+    pytest.param(
+        "kubernetes: {workspace_claim: ''}",
+        "kubernetes.workspace_claim",
+        "should match pattern",
+        id="workspace claim must not be empty",
+    ),
+    pytest.param(
+        "kubernetes: {resources: {cpu_limit: two}}",
+        "kubernetes.resources.cpu_limit",
+        "Kubernetes quantity",
+        id="cpu limit must be a quantity",
+    ),
+    pytest.param(
+        "kubernetes: {resources: {memory_limit: 4GB}}",
+        "kubernetes.resources.memory_limit",
+        "Kubernetes quantity",
+        id="memory in GB is not a Kubernetes unit (G or Gi)",
+    ),
+    pytest.param(
+        "kubernetes: {resources: {memory_limit: yes}}",
+        "kubernetes.resources.memory_limit",
+        "not a yes/no value",
+        id="memory limit yes is not a quantity",
+    ),
+    pytest.param(
+        "kubernetes: {resources: {cpu_request: '4', cpu_limit: 2}}",
+        "kubernetes.resources",
+        "cpu_request 4 is above cpu_limit 2",
+        id="a cpu request above its limit would never schedule",
+    ),
+    pytest.param(
+        "kubernetes: {resources: {memory_request: 2Gi, memory_limit: 1500Mi}}",
+        "kubernetes.resources",
+        "memory_request 2Gi is above memory_limit 1500Mi",
+        id="a memory request above its limit, in different units",
+    ),
+    pytest.param(
+        "kubernetes: {deadline_margin: 30s}",
+        "kubernetes.deadline_margin",
+        "at least 1m",
+        id="deadline margin under a minute",
+    ),
+    pytest.param(
+        "kubernetes: {finished_job_ttl: 10s}",
+        "kubernetes.finished_job_ttl",
+        "at least 1m",
+        id="finished job ttl under a minute",
+    ),
     pytest.param(
         "agent: {sandbox: maybe}", "agent.sandbox", "'auto', 'on' or 'off'", id="agent.sandbox mode"
     ),
@@ -711,6 +853,12 @@ def test_branch_pattern_round_trips(pattern: str, issue: int, branch: str) -> No
             "budget.per_run_dollars",
             "(did you mean 'per_run_usd'?)",
             id="in budget",
+        ),
+        pytest.param(
+            "kubernetes: {resources: {cpu_limt: 2}}",
+            "kubernetes.resources.cpu_limt",
+            "(did you mean 'cpu_limit'?)",
+            id="in kubernetes.resources",
         ),
         pytest.param(
             "zzz: 1",

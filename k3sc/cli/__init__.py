@@ -17,7 +17,21 @@ into one paragraph on stderr and the error's exit code. `--json` output goes thr
 
 from __future__ import annotations
 
-from k3sc.cli import _app, cargo_lock, config, dispatch, fleet, launch, leases, scan, sessions, steer, up
+from k3sc.cli import (
+    _app,
+    cargo_lock,
+    config,
+    deploy,
+    dispatch,
+    fleet,
+    launch,
+    leases,
+    rotate_auth,
+    scan,
+    sessions,
+    steer,
+    up,
+)
 
 app = _app.new_app()
 
@@ -40,6 +54,8 @@ app.command("claim")(steer.claim)
 app.command("sessions")(sessions.sessions)
 app.command("launch")(launch.launch)
 app.command("cargo-lock", context_settings=cargo_lock.CONTEXT)(cargo_lock.cargo_lock)
+app.command("deploy")(deploy.deploy)
+app.command("rotate-auth")(rotate_auth.rotate_auth)
 
 
 def main() -> None:

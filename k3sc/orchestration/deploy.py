@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -40,26 +41,48 @@ def prefect_yaml() -> Path:
     raise OrchestrationError("prefect.yaml not found beside the flows package or in k3sc/data")
 
 
-async def ensure_pools(agent_slots: int) -> None:
-    """Process pools for dispatch and agents; the agent pool's limit is max_slots."""
+async def ensure_pools(agent_slots: int, agent_template: dict[str, Any] | None = None) -> None:
+    """The dispatch pool (process) and the agent pool, whose limit is max_slots.
+
+    With `agent_template` the agent pool is a Kubernetes pool with that base job template
+    (updated on every call, so `k3sc deploy` carries config changes); without, a process pool.
+    A pool of the other type is an error: its deployments and workers would not match.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
     from prefect.workers.process import ProcessWorker
 
-    template = ProcessWorker.get_default_base_job_template()
+    process_template = ProcessWorker.get_default_base_job_template()
+    wanted = (
+        (DISPATCH_POOL, "process", process_template, None),
+        (
+            AGENT_POOL,
+            "process" if agent_template is None else "kubernetes",
+            process_template if agent_template is None else agent_template,
+            agent_slots,
+        ),
+    )
     async with get_client() as client:
-        for name, limit in ((DISPATCH_POOL, None), (AGENT_POOL, agent_slots)):
+        for name, pool_type, template, limit in wanted:
             try:
-                await client.read_work_pool(name)
+                existing = await client.read_work_pool(name)
             except ObjectNotFound:
                 await client.create_work_pool(
                     WorkPoolCreate(
-                        name=name, type="process", base_job_template=template, concurrency_limit=limit
+                        name=name, type=pool_type, base_job_template=template, concurrency_limit=limit
                     )
                 )
-            else:
-                await client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=limit))
+                continue
+            if existing.type != pool_type:
+                raise OrchestrationError(
+                    f"work pool {name} is a {existing.type} pool, but agent.pool wants {pool_type}: "
+                    f"delete it (`prefect work-pool delete {name}`) and deploy again"
+                )
+            update = WorkPoolUpdate(concurrency_limit=limit)
+            if pool_type == "kubernetes":
+                update = WorkPoolUpdate(concurrency_limit=limit, base_job_template=template)
+            await client.update_work_pool(name, update)
 
 
 async def save_credentials(github_token: SecretStr | None, agent_env: Mapping[str, SecretStr]) -> None:
