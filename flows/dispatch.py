@@ -146,6 +146,11 @@ async def one_pass(svc: Services, memory: DispatchState, report: Report) -> Disp
     decisions = decide.decide(facts, svc.config, steps.now())
     report.passes.append(decisions)
     report.busy = report.busy or decisions.busy
+    for stuck in decisions.stuck:
+        try:
+            report.errors.append(await steps.reap_stuck(svc, stuck))
+        except K3scError as exc:
+            report.errors.append(f"{stuck.run.issue_key}: crashing the stuck run failed: {exc}")
     for lease in decisions.expired:
         try:
             report.leases.append(await steps.expire_lease(svc, lease))

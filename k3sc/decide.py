@@ -143,6 +143,15 @@ class Orphan:
 
 
 @dataclass(frozen=True)
+class Stuck:
+    """A run handed to its infrastructure that never started (an image that cannot be pulled, a
+    pod nobody schedules): crashed after `agent.start_timeout`, so it is retried as never-started."""
+
+    run: AgentRun
+    since: datetime
+
+
+@dataclass(frozen=True)
 class Row:
     """One line of what a pass does, for the dry run, the artifact and the dashboards."""
 
@@ -168,9 +177,11 @@ class Decisions:
     orphans_seen: dict[str, datetime]
     active_runs: int  # runs holding a slot once this pass is carried out
     expired: tuple[Lease, ...] = ()  # review leases past their time: removed with their PR labels
+    stuck: tuple[Stuck, ...] = ()  # runs pending past agent.start_timeout: crashed, retried
     leases: tuple[Lease, ...] = ()  # live review leases
     families: dict[str, str] = field(default_factory=dict)  # family → "available" or why not
     slots: int = 0  # the capacity planned with
+    pool: str = "process"  # where agent runs execute: process | kubernetes
 
     @property
     def intents_kept(self) -> list[Intent]:
@@ -195,13 +206,19 @@ class Decisions:
     def settled(self) -> bool:
         """Nothing to do now and nothing pending: no hand-off, claim, orphan or dispatch."""
         return not (
-            self.recoveries or self.handoffs or self.orphans or self.plan.dispatches or self.active_runs
+            self.recoveries
+            or self.handoffs
+            or self.orphans
+            or self.plan.dispatches
+            or self.active_runs
+            or self.expired
         )
 
     def controls(self) -> dict[str, Any]:
         """What an operator has set, as the dispatcher sees it: pause, slots, families, leases."""
         return {
             "paused": self.paused,
+            "pool": self.pool,
             "slots": self.slots,
             "families": self.families,
             "leases": [
@@ -214,6 +231,7 @@ class Decisions:
     def rows(self) -> list[Row]:
         return [
             *(_lease_row(lease) for lease in self.expired),
+            *(_stuck_row(stuck) for stuck in self.stuck),
             *(_recovery_row(r) for r in self.recoveries),
             *(_handoff_row(h) for h in self.handoffs),
             *(_orphan_row(o) for o in self.orphans),
@@ -282,11 +300,17 @@ def decide(facts: Facts, config: Config, now: datetime) -> Decisions:
         orphans_seen={o.issue.key: o.first_seen for o in orphans if o.transition is None},
         active_runs=active + len(plan.dispatches),
         expired=tuple(lease for lease in facts.leases if lease.expired(now)),
+        stuck=tuple(
+            Stuck(r, r.pending_since)
+            for r in facts.runs
+            if r.pending_since is not None and now - r.pending_since >= config.agent.start_timeout
+        ),
         leases=live,
         families={
             str(f): unavailable[f].detail if f in unavailable else "available" for f in config.families
         },
         slots=slots_now,
+        pool=config.agent.pool,
     )
 
 
@@ -426,6 +450,13 @@ def describe_dispatch(dispatch: Dispatch) -> str:
     issue = dispatch.issue
     what = f"{issue.repo}#{issue.number} {dispatch.kind.value} → {dispatch.agent}"
     return f"{what} (attempt {dispatch.attempt}{pr})"
+
+
+def _stuck_row(stuck: Stuck) -> Row:
+    run = stuck.run
+    since = f"{stuck.since:%H:%M:%S} UTC"
+    reason = f"{run.kind.value} pending since {since}, past agent.start_timeout: crashed, retried"
+    return Row(run.issue_key, "reap-stuck", run.agent, reason, run.attempt)
 
 
 def _lease_row(lease: Lease) -> Row:

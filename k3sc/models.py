@@ -185,6 +185,8 @@ class AgentRun:
     state_name: str = ""
     # `k3sc reset` was run on the issue after this attempt: it no longer counts towards any cap.
     reset: bool = False
+    # When the run entered Pending (handed to its infrastructure and not started yet); else None.
+    pending_since: datetime | None = None
 
     @property
     def never_started(self) -> bool:

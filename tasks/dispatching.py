@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from k3sc import decide, evidence, names
+from k3sc.config import format_duration
 from k3sc.errors import Conflict, K3scError
 from k3sc.leases import Lease
 from k3sc.models import AgentRun, Intent
@@ -29,6 +31,16 @@ from tasks.context import Services
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def job_variables(svc: Services, dispatch: Dispatch) -> dict[str, Any] | None:
+    """Per-run additions to the agent pool's job template: the Job's name, labels and sub-path."""
+    if svc.config.agent.pool != "kubernetes":
+        return None
+    from k3sc.kube import jobs
+
+    issue = dispatch.issue
+    return jobs.run_job_variables(issue.repo, issue.number, dispatch.kind, dispatch.agent, dispatch.attempt)
 
 
 # --------------------------------------------------------------------------- reading
@@ -47,7 +59,7 @@ async def gather(svc: Services, memory: DispatchState, held: frozenset[str]) -> 
 async def submit_recovered(svc: Services, recovery: decide.Recovery) -> AgentRun:
     """Submit the run of a claim that landed before its dispatcher died (same idempotency key)."""
     assert recovery.dispatch is not None
-    run = await runs.submit(svc.api, recovery.dispatch)
+    run = await runs.submit(svc.api, recovery.dispatch, job_variables(svc, recovery.dispatch))
     get_run_logger().info("%s: %s", recovery.intent.issue_key, recovery.reason)
     return run
 
@@ -96,6 +108,25 @@ async def expire_lease(svc: Services, lease: Lease) -> str:
     await svc.gh.release_pull(lease.repo, lease.pr, lease.worker)
     line = f"{lease.pr_key}: review lease of {lease.worker} expired; removed"
     get_run_logger().info(line)
+    return line
+
+
+@task(name="reap-stuck-run", cache_policy=NO_CACHE, task_run_name="reap stuck {stuck.run.issue_key}")
+async def reap_stuck(svc: Services, stuck: decide.Stuck) -> str:
+    """Crash a run that never started; on Kubernetes say why (ImagePullBackOff…) and delete its Job."""
+    run, why = stuck.run, ""
+    if svc.config.agent.pool == "kubernetes":
+        from k3sc.kube.client import Kube
+
+        async with await Kube.connect(svc.config.namespace) as kube:
+            problem = await kube.start_problem(run.id)
+            await kube.delete_run_jobs(run.id)
+        why = f": {problem}" if problem else ""
+    timeout = format_duration(svc.config.agent.start_timeout)
+    message = f"never started: still pending after {timeout} (agent.start_timeout){why}"
+    await svc.api.set_state(run.id, "CRASHED", message=message, force=True)
+    line = f"{run.issue_key} {run.kind.value} attempt {run.attempt} by {run.agent}: {message}"
+    get_run_logger().warning(line)
     return line
 
 
@@ -149,7 +180,7 @@ async def claim_and_submit(svc: Services, dispatch: Dispatch, memory: DispatchSt
         log.warning("%s: claim failed: %s", issue.key, exc)
         return Claimed(intent, Claim.UNCERTAIN, str(exc))
     try:
-        run = await runs.submit(svc.api, dispatch)
+        run = await runs.submit(svc.api, dispatch, job_variables(svc, dispatch))
     except K3scError as exc:
         log.warning("%s: claimed but not submitted yet: %s", issue.key, exc)
         return Claimed(intent, Claim.UNSUBMITTED, str(exc))

@@ -86,17 +86,9 @@ def core_decisions(fake: ContractCheckedFakeGitHub) -> dict[tuple[str, int], tup
 def test_json_shows_exactly_what_the_core_decides(world: ContractCheckedFakeGitHub) -> None:
     result = invoke(["scan", "--json"], env=env(world))
     report = json.loads(result.stdout)
-    assert set(report) == {
-        "issues",
-        "pending",
-        "pulls",
-        "paused",
-        "slots",
-        "families",
-        "leases",
-        "rate",
-        "errors",
-    }
+    keys = {"issues", "pending", "pulls", "paused", "pool", "slots", "families", "leases", "rate", "errors"}
+    assert set(report) == keys
+    assert report["pool"] == "process"
     assert (report["paused"], report["slots"], report["leases"]) == (False, 5, [])
     assert report["families"] == {"claude": "available", "codex": "available"}
     shown = {(i["repo"], i["number"]): (i["eligible"], i["reason"]) for i in report["issues"]}

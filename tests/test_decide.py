@@ -463,3 +463,17 @@ def test_a_budget_stop_goes_to_a_human_and_is_not_retried() -> None:
     assert handoff.verdict.reason == "stopped by budget: 10,400 tokens of a 10,000 tokens per-run cap"
     assert "not retried automatically" in (handoff.verdict.transition.comment or "")
     assert decisions.plan.dispatches == []
+
+
+@pytest.mark.parametrize(
+    ("pending_for", "reaped"),
+    [
+        pytest.param(timedelta(minutes=9), False, id="a run pending within agent.start_timeout is left to start"),
+        pytest.param(timedelta(minutes=10), True, id="a run pending past agent.start_timeout is crashed and retried"),
+    ],
+)  # fmt: skip
+def test_runs_stuck_before_starting(pending_for: timedelta, reaped: bool) -> None:
+    pending = replace(make_run(1, phase=RunPhase.WAITING, handed_off=False), pending_since=NOW - pending_for)
+    decisions = decide.decide(facts([make_issue(1, ("claude-a",))], [pending]), CONFIG, NOW)
+    assert [s.run.id for s in decisions.stuck] == ([pending.id] if reaped else [])
+    assert decisions.orphans == ()  # still its run's until it is crashed and handed off

@@ -176,7 +176,8 @@ def _controls_line(report: dict[str, Any]) -> str:
     families = "; ".join(f"{family} {why}" for family, why in report["families"].items())
     state = "PAUSED" if report["paused"] else "running"
     leases = ", ".join(f"{lease['pr']} by {lease['worker']}" for lease in report["leases"]) or "none"
-    return f"dispatch: {state}, {report['slots']} slots; {families}; review leases: {leases}"
+    slots = f"{report['slots']} slots ({report['pool']} pool)"
+    return f"dispatch: {state}, {slots}; {families}; review leases: {leases}"
 
 
 def _clip(text: str, width: int = 60) -> str:

@@ -157,9 +157,15 @@ class PrefectAPI:
         tags: Iterable[str] = (),
         idempotency_key: str | None = None,
         scheduled_time: datetime | None = None,
+        job_variables: dict[str, Any] | None = None,
     ) -> FlowRun:
-        """Create a run of `deployment`; with an idempotency key a repeat returns the same run."""
+        """Create a run of `deployment`; with an idempotency key a repeat returns the same run.
+
+        `job_variables` are this run's own additions to the work pool's job template.
+        """
         body: dict[str, Any] = {"parameters": parameters, "tags": list(tags)}
+        if job_variables:
+            body["job_variables"] = job_variables
         if name:
             body["name"] = name
         if idempotency_key:

@@ -62,6 +62,7 @@ def to_agent_run(flow_run: FlowRun) -> AgentRun | None:
         ran_for=flow_run.total_run_time,
         state_name=(state.name or "") if state else "",
         reset=identity.reset,
+        pending_since=state.timestamp if state is not None and state.type == "PENDING" else None,
     )
 
 
@@ -111,8 +112,14 @@ def parameters_for(dispatch: Dispatch) -> dict[str, Any]:
     }
 
 
-async def submit(api: PrefectAPI, dispatch: Dispatch) -> AgentRun:
-    """Create the agent run for a dispatch; idempotent per (repo, issue, kind, attempt)."""
+async def submit(
+    api: PrefectAPI, dispatch: Dispatch, job_variables: dict[str, Any] | None = None
+) -> AgentRun:
+    """Create the agent run for a dispatch; idempotent per (repo, issue, kind, attempt).
+
+    `job_variables` are the run's additions to the pool's job template (Kubernetes: its Job's
+    name, labels and workspace sub-path).
+    """
     repo, issue = dispatch.issue.repo, dispatch.issue.number
     flow_run = await api.create_flow_run(
         AGENT_DEPLOYMENT,
@@ -120,6 +127,7 @@ async def submit(api: PrefectAPI, dispatch: Dispatch) -> AgentRun:
         name=names.run_name(repo, issue, dispatch.kind, dispatch.agent),
         tags=names.run_tags(repo, issue, dispatch.kind, dispatch.agent, dispatch.attempt),
         idempotency_key=names.idempotency_key(repo, issue, dispatch.kind, dispatch.attempt),
+        job_variables=job_variables,
     )
     run = to_agent_run(flow_run)
     assert run is not None  # we just tagged it

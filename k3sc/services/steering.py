@@ -93,6 +93,14 @@ async def kill(config: Config, issue: int, repo: Repo | None, to: str, *, wait: 
     return result
 
 
+async def _delete_jobs(config: Config, run_ids: list[str]) -> None:
+    from k3sc.kube.client import Kube
+
+    async with await Kube.connect(config.namespace) as kube:
+        for run_id in run_ids:
+            await kube.delete_run_jobs(run_id)
+
+
 async def _until_ended(api: PrefectAPI, run: AgentRun, wait: float) -> tuple[str, float]:
     """Poll the run until it is no longer running (the worker kills the process), up to `wait` s."""
     started = time.monotonic()
