@@ -133,12 +133,7 @@ def meter_for(
     reader: streams.StreamReader, billing: usage.Billing, budget: BudgetConfig
 ) -> meter.BudgetMeter:
     """The run's budget meter, with the caps from config `budget`."""
-    caps = usage.Caps(
-        per_run_usd=budget.per_run_usd,
-        per_day_usd=budget.per_day_usd,
-        per_run_tokens=budget.per_run_tokens,
-        per_day_tokens=budget.per_day_tokens,
-    )
+    caps = usage.Caps.of(budget)
     return meter.BudgetMeter(reader, billing, caps)
 
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from k3sc import handoff, labels, leases, workflow
+from k3sc import handoff, labels, leases, usage, workflow
 from k3sc.config import Config
 from k3sc.labels import Kind
 from k3sc.leases import Lease
 from k3sc.models import AgentRun, Intent, Issue, Outcome, Repo, RunPhase, Snapshot
-from k3sc.usage import LimitHit, Window
+from k3sc.usage import LimitHit, UsageRecord, Window
 from k3sc.workflow import Dispatch, History, Plan, Refusal, Transition, Unavailable
 
 # How long a family rests after a usage limit whose CLI gave no reset time.
@@ -75,6 +75,7 @@ class Facts:
     leases: tuple[Lease, ...] = ()
     disabled: Mapping[str, str] = field(default_factory=dict)  # family → who disabled it and when
     parks: tuple[LimitHit, ...] = ()  # usage limits families hit, with their reset times
+    spent_today: tuple[UsageRecord, ...] = ()  # today's runs' usage (the daily ledger)
     max_slots: int | None = None  # `k3sc scale`'s value, when set
 
 
@@ -275,7 +276,8 @@ def decide(facts: Facts, config: Config, now: datetime) -> Decisions:
     active = sum(1 for r in runs if r.active)
     live = tuple(lease for lease in facts.leases if not lease.expired(now))
     parks = [*facts.parks, *(p for h in handoffs if (p := h.park) is not None)]
-    unavailable = availability(facts.disabled, parks, now)
+    held = usage.admission(list(facts.spent_today), usage.Caps.of(config.budget))
+    unavailable = availability(facts.disabled, parks, now, held)
     slots_now = facts.max_slots or config.max_slots
     if facts.paused:
         plan = Plan((), facts.last_family)
@@ -314,8 +316,14 @@ def decide(facts: Facts, config: Config, now: datetime) -> Decisions:
     )
 
 
-def availability(disabled: Mapping[str, str], parks: list[LimitHit], now: datetime) -> dict[str, Unavailable]:
-    """Families that may not be dispatched now: disabled by a person, or resting at a usage limit.
+def availability(
+    disabled: Mapping[str, str],
+    parks: list[LimitHit],
+    now: datetime,
+    over_budget: Mapping[str, str] | None = None,
+) -> dict[str, Unavailable]:
+    """Families that may not be dispatched now: disabled by a person, resting at a usage limit,
+    or with no room left in today's budget (`usage.admission`).
 
     A family is parked until the latest reset among its live limit hits (an account's hit parks
     its whole family: k3sc does not route agents to accounts).
@@ -330,6 +338,8 @@ def availability(disabled: Mapping[str, str], parks: list[LimitHit], now: dateti
         if family not in off:
             detail = f"family parked until {resets.astimezone(UTC):%H:%M} UTC ({hit.window.value} limit)"
             off[family] = Unavailable(Refusal.FAMILY_PARKED, detail)
+    for family, why in (over_budget or {}).items():
+        off.setdefault(family, Unavailable(Refusal.DAILY_BUDGET, why))
     return off
 
 

@@ -8,6 +8,7 @@ exactly the same reads. All requests are reads; GitHub lists are paginated and c
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from k3sc import decide, workflow
@@ -16,7 +17,7 @@ from k3sc.errors import K3scError, NotFound
 from k3sc.github import outcomes
 from k3sc.labels import State
 from k3sc.models import AgentRun, Intent, ReadFailure, Repo, Snapshot
-from k3sc.orchestration import controls, dispatch_state, runs
+from k3sc.orchestration import controls, dispatch_state, ledger, runs
 
 if TYPE_CHECKING:
     from k3sc.github import GitHubClient
@@ -100,6 +101,7 @@ async def gather(
 ) -> decide.Facts:
     """All facts of one pass (over every configured repo unless `repos` narrows it)."""
     set_by_operator = await controls.read(api)
+    spent = await ledger.since(api, ledger.midnight(datetime.now(UTC)))
     checks = await intents(gh, api, memory.intents)
     seen = await snapshot(gh, repos if repos is not None else [r.repo for r in config.repos])
     recorded = await agent_runs(api, config, seen)
@@ -116,5 +118,6 @@ async def gather(
         leases=set_by_operator.leases,
         disabled=set_by_operator.disabled_reasons,
         parks=set_by_operator.parks,
+        spent_today=tuple(spent),
         max_slots=set_by_operator.max_slots,
     )

@@ -24,7 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from k3sc.config import BudgetConfig
 
 PARKED = "Parked"
 BUDGET_STOPPED = "BudgetStopped"
@@ -384,6 +387,11 @@ class Caps:
     per_run_tokens: int | None = None
     per_day_tokens: int | None = None
 
+    @classmethod
+    def of(cls, budget: BudgetConfig) -> Caps:
+        """The caps of config `budget`."""
+        return cls(budget.per_run_usd, budget.per_day_usd, budget.per_run_tokens, budget.per_day_tokens)
+
     def per_run(self, unit: Unit) -> float | None:
         return self.per_run_usd if unit is Unit.DOLLARS else _float_or_none(self.per_run_tokens)
 
@@ -428,6 +436,27 @@ def admit(spent_today: float, estimate: float, billing: Billing, caps: Caps) -> 
             f"expected would pass {format_amount(cap, unit)}"
         )
     return None
+
+
+def admission(records: list[UsageRecord], caps: Caps) -> dict[str, str]:
+    """Families whose next run would pass today's budget, with why (the dispatcher's refusal).
+
+    `records` are today's runs. A family's billing is that of its latest run today (a family with
+    no run today has spent nothing and is admitted); what it is expected to spend is the mean of
+    its runs today. Spending is summed per currency across families, as the caps are per day.
+    """
+    spent: dict[Unit, float] = {}
+    for record in records:
+        spent[record.billing.unit] = spent.get(record.billing.unit, 0.0) + record.spent(record.billing.unit)
+    held: dict[str, str] = {}
+    for family in sorted({r.agent.split("-", 1)[0] for r in records}):
+        own = sorted((r for r in records if r.agent.split("-", 1)[0] == family), key=lambda r: r.started)
+        billing = own[-1].billing
+        estimate = sum(r.spent(billing.unit) for r in own) / len(own)
+        reason = admit(spent.get(billing.unit, 0.0), estimate, billing, caps)
+        if reason is not None:
+            held[family] = reason
+    return held
 
 
 # ---------------------------------------------------------------------- helpers
@@ -476,6 +505,7 @@ __all__ = [
     "Usage",
     "UsageRecord",
     "Window",
+    "admission",
     "admit",
     "billing_of",
     "estimate_cost",

@@ -182,6 +182,7 @@ class Refusal(StrEnum):
     RESERVED = "reserved for review"
     FAMILY_DISABLED = "family disabled"
     FAMILY_PARKED = "family parked"
+    DAILY_BUDGET = "daily budget"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from k3sc.handoff import Evidence
 from k3sc.labels import Kind
 from k3sc.leases import Lease
 from k3sc.models import AgentRun, Intent, Issue, Outcome, Pull, RunPhase, Snapshot
-from k3sc.usage import BudgetStop, LimitHit, Unit, Window
+from k3sc.usage import Billing, BudgetStop, LimitHit, Unit, Usage, UsageRecord, Window
 from k3sc.workflow import Refusal
 from tests.builders import API, NOW, make_config, make_issue, make_run
 
@@ -477,3 +477,36 @@ def test_runs_stuck_before_starting(pending_for: timedelta, reaped: bool) -> Non
     decisions = decide.decide(facts([make_issue(1, ("claude-a",))], [pending]), CONFIG, NOW)
     assert [s.run.id for s in decisions.stuck] == ([pending.id] if reaped else [])
     assert decisions.orphans == ()  # still its run's until it is crashed and handed off
+
+
+def spent(
+    agent: str, tokens: int, billing: Billing = Billing.SUBSCRIPTION, minutes_ago: int = 30
+) -> UsageRecord:
+    used = Usage(
+        input_tokens=tokens, total_tokens=tokens, cost_usd=tokens / 1_000_000, models=("claude-sonnet-4-6",)
+    )
+    return UsageRecord("acme/api", 9, "implement", agent, 1, billing, NOW - timedelta(minutes=minutes_ago), 60.0,
+                       "success_claimed", 0, used)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("records", "cap", "agents", "held"),
+    [
+        pytest.param([], 100_000, ["claude-a", "codex-b"], set(), id="nothing spent today: everyone works"),
+        pytest.param([spent("claude-a", 40_000)], 100_000, ["claude-a", "codex-b"], set(),
+                     id="room for another run of the same size"),
+        pytest.param([spent("claude-a", 40_000), spent("claude-b", 40_000)], 100_000, ["codex-a", "codex-b"],
+                     {"claude"}, id="a run that would pass the daily cap waits; a family without runs today goes"),
+        pytest.param([spent("claude-a", 120_000)], 100_000, ["codex-a", "codex-b"], {"claude"},
+                     id="a spent daily cap holds the family"),
+    ],
+)  # fmt: skip
+def test_daily_budget_admission(
+    records: list[UsageRecord], cap: int, agents: list[str], held: set[str]
+) -> None:
+    config = make_config(families=["claude", "codex"], budget={"per_day_tokens": cap})
+    decisions = decide.decide(
+        replace(facts([make_issue(1), make_issue(2)]), spent_today=tuple(records)), config, NOW
+    )
+    assert [d.agent for d in decisions.plan.dispatches] == agents
+    assert {f for f, why in decisions.families.items() if why.startswith("daily budget")} == held

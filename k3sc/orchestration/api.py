@@ -295,6 +295,10 @@ class PrefectAPI:
                 return found
             offset += len(batch)
 
+    async def post_json(self, path: str, body: Any) -> Any:
+        """A read-only POST (the API's filter endpoints) and its JSON answer."""
+        return (await self._request("POST", path, body=body)).json()
+
     # ------------------------------------------------------------------ work pools
 
     async def set_pool_concurrency(self, pool: str, limit: int | None) -> None:

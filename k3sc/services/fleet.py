@@ -12,12 +12,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from k3sc import decide, workflow
+from k3sc import decide, usage, workflow
 from k3sc.config import MAX_SLOT_LETTERS, Config
 from k3sc.errors import OrchestrationError, UsageError
 from k3sc.labels import Family, State
 from k3sc.models import RunPhase
-from k3sc.orchestration import controls, dispatch_state, runs
+from k3sc.orchestration import controls, dispatch_state, ledger, runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.services import targets
 
@@ -100,14 +100,20 @@ async def status(config: Config, max_slots_source: str) -> dict[str, Any]:
 
     repos = [r.repo for r in config.repos]
     async with PrefectAPI.from_env() as api, GitHubClient.from_config(config) as gh:
-        held, pending, issues, pulls = await asyncio.gather(
-            controls.read(api), runs.pending_runs(api), gh.workflow_issues(repos), gh.open_pulls(repos)
+        now = datetime.now(UTC)
+        held, pending, spent, issues, pulls = await asyncio.gather(
+            controls.read(api),
+            runs.pending_runs(api),
+            ledger.since(api, ledger.midnight(now)),
+            gh.workflow_issues(repos),
+            gh.open_pulls(repos),
         )
         budget = gh.budget
     ours = [r for r in pending if config.repo_config(r.repo) is not None]
     states = Counter(workflow.read_labels(i.labels).state for i in issues.items)
     slots, came_from = effective_slots(config, held, max_slots_source)
-    off = decide.availability(held.disabled_reasons, list(held.parks), datetime.now(UTC))
+    over_budget = usage.admission(spent, usage.Caps.of(config.budget))
+    off = decide.availability(held.disabled_reasons, list(held.parks), now, over_budget)
     return {
         "running": sum(1 for r in ours if r.phase is RunPhase.RUNNING),
         "queued": sum(1 for r in ours if r.phase is RunPhase.WAITING),
@@ -122,6 +128,7 @@ async def status(config: Config, max_slots_source: str) -> dict[str, Any]:
         "paused": held.paused,
         "families": {str(f): off[f].detail if f in off else "available" for f in config.families},
         "leases": [controls.lease_value(lease) for lease in held.leases],
+        "ledger": {"day": ledger.midnight(now).date().isoformat(), **ledger.totals(spent)},
         "rate": budget.as_json(),
         "errors": [f"{f.repo}: {f.error}" for f in (*issues.failures, *pulls.failures)],
     }
