@@ -300,9 +300,22 @@ async def _put_lease(api_url: str, lease: Lease) -> None:
         await api.set_variable(controls.worker_variable(lease.worker), value, controls.TAGS)
 
 
-async def _records(api_url: str) -> tuple[dict[str, Any], int]:
+async def _records(api_url: str) -> tuple[dict[str, Any], list[str]]:
+    """k3sc's variables and the ids of the runs someone asked for (Prefect's scheduler adds its own)."""
     async with PrefectAPI(api_url) as api:
-        return await api.variables(controls.PREFIX), len(await api.flow_runs(tags_all=["k3sc"]))
+        asked: list[str] = []
+        while page := await api.post_json(
+            "flow_runs/filter",
+            {
+                "flow_runs": {"tags": {"all_": ["k3sc"]}},
+                "sort": "ID_DESC",
+                "limit": 200,
+                "offset": len(asked),
+            },
+        ):
+            asked += [run["id"] if not run.get("auto_scheduled") else "" for run in page]
+        asked = sorted(run_id for run_id in asked if run_id)
+        return await api.variables(controls.PREFIX), asked
 
 
 async def _pool_limit(api_url: str) -> int:
