@@ -7,6 +7,7 @@ runs and logs from Prefect, following a live run) is `k3sc.services.logs`.
   or an error naming the repos when a bare issue number is in several of them.
 - `is_meaningful` / `last_meaningful`: the "last output" shown beside each run; the agent's own
   words, not tool chatter, results, usage, retries or Prefect's engine and worker lines.
+- `settled`: a run whose last line can be remembered rather than read again.
 - `Cursor`: reads a live log by polling without missing late-arriving lines or repeating any.
 - `row`: one run as the listing shows it (and as `--json` gives it).
 """
@@ -127,6 +128,14 @@ def is_meaningful(logger: str, text: str) -> bool:
     if not line:
         return False
     return not line.startswith(ENGINE_PREFIXES + CHATTER_PREFIXES)
+
+
+def settled(run: AgentRun, now: datetime) -> bool:
+    """Whether the run's log can no longer change: it ended longer ago than a line may arrive late.
+
+    A settled run's last meaningful line may be remembered instead of read again.
+    """
+    return not run.phase.active and run.ended_at is not None and now - run.ended_at > LATE_ARRIVAL
 
 
 def last_meaningful(lines: Iterable[LogLine]) -> str:

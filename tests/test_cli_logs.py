@@ -8,6 +8,7 @@ process's stdout, and ends the run to see the exit code.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -28,6 +29,7 @@ import pytest
 from k3sc import names
 from k3sc.labels import Kind
 from k3sc.models import Repo
+from k3sc.services import logs as service
 from tests.cli_helpers import invoke
 
 pytestmark = pytest.mark.prefect
@@ -107,6 +109,27 @@ def test_the_listing_shows_runs_newest_first_with_their_last_meaningful_line(ser
 
     table = invoke(["logs", "--limit", "50"], contains=["last output", "Looks good to me.", "codex-a"]).stdout
     assert table.index("Looks good to me.") < table.index("Tests pass now.")
+
+
+def test_a_settled_runs_last_line_is_remembered_not_read_again(server: Server) -> None:
+    ended = server.run(API, 9, Kind.IMPLEMENT, 1)
+    server.log(ended, "All done.")
+    server.state(ended, "COMPLETED")
+    running = server.run(API, 9, Kind.REVIEW, 1)
+    server.log(running, "Still reading.")
+    later = datetime.now(UTC) + timedelta(minutes=1)  # the ended run's log has settled by then
+
+    def listed() -> dict[str, str]:
+        rows = asyncio.run(service.recent(50, now=later))
+        return {r.id: r.last_output for r in rows if r.id in (ended, running)}
+
+    assert listed() == {ended: "All done.", running: "Still reading."}
+    cache = service.cache_file()
+    remembered = json.loads(cache.read_text())
+    assert remembered[ended] == "All done." and running not in remembered
+    # What the listing shows for a settled run now comes from the cache, not from its log.
+    cache.write_text(json.dumps({**remembered, ended: "remembered"}))
+    assert listed() == {ended: "remembered", running: "Still reading."}
 
 
 def test_the_log_is_the_newest_matching_attempts(server: Server) -> None:

@@ -272,3 +272,22 @@ def test_long_last_output_is_clipped_in_the_table_only() -> None:
 )
 def test_duration(seconds: float | None, shown: str) -> None:
     assert runlogs.duration(seconds) == shown
+
+
+@pytest.mark.parametrize(
+    ("run", "settled"),
+    [
+        pytest.param(replace(make_run(), ended_at=NOW - timedelta(seconds=16)), True, id="ended 16 s ago"),
+        pytest.param(
+            replace(make_run(), ended_at=NOW - timedelta(seconds=5)), False, id="late lines may come"
+        ),
+        pytest.param(make_run(), False, id="no end time"),
+        pytest.param(
+            replace(make_run(phase=RunPhase.RUNNING), ended_at=NOW - timedelta(hours=1)),
+            False,
+            id="running again",
+        ),
+    ],
+)
+def test_settled(run: AgentRun, settled: bool) -> None:
+    assert runlogs.settled(run, NOW) is settled

@@ -9,10 +9,14 @@ settings a user's server may not have, and polling needs nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from k3sc import runlogs
 from k3sc.config import Config
@@ -20,9 +24,12 @@ from k3sc.models import AgentRun
 from k3sc.orchestration import runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.orchestration.records import TERMINAL, LogRecord
+from k3sc.sessions import roots
 
 # At most this many log reads at once when listing (each reads one run's last lines).
 _CONCURRENT_READS = 8
+# Last lines of settled runs remembered between listings (each costs a request otherwise).
+_REMEMBERED = 1000
 # Poll period while following: a line reaches the screen within this plus the client's batching.
 POLL_S = 0.5
 # After a run ends its process still flushes its last log batch: keep reading this long.
@@ -30,19 +37,57 @@ SETTLE_S = 2.5
 
 
 async def recent(limit: int, now: datetime | None = None) -> list[runlogs.Row]:
-    """The `limit` latest agent runs, newest first, each with its last meaningful output line."""
+    """The `limit` latest agent runs, newest first, each with its last meaningful output line.
+
+    One log read per run, except for settled runs whose line an earlier listing remembered.
+    """
+    moment = now or datetime.now(UTC)
     async with PrefectAPI.from_env() as api:
         latest = runlogs.newest_first(await runs.recent_runs(api, limit))
+        remembered = await asyncio.to_thread(_recall, cache_file())
         gate = asyncio.Semaphore(_CONCURRENT_READS)
 
         async def last_line(run: AgentRun) -> str:
+            if run.id in remembered:
+                return remembered[run.id]
             async with gate:
                 tail = await api.logs(run.id, newest_first=True, limit=runlogs.TAIL)
             return runlogs.last_meaningful(reversed(tail))
 
         lines = await asyncio.gather(*(last_line(run) for run in latest))
-    moment = now or datetime.now(UTC)
+    fresh = {
+        run.id: line
+        for run, line in zip(latest, lines, strict=True)
+        if run.id not in remembered and runlogs.settled(run, moment)
+    }
+    if fresh:
+        await asyncio.to_thread(_remember, cache_file(), {**remembered, **fresh})
     return [runlogs.row(run, line, moment) for run, line in zip(latest, lines, strict=True)]
+
+
+def cache_file() -> Path:
+    """Where listings remember settled runs' last lines (k3sc's cache directory)."""
+    return roots.cache_dir(os.environ) / "last-output.json"
+
+
+def _recall(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # no cache yet, or a damaged one: read the logs
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, str)}
+
+
+def _remember(path: Path, lines: dict[str, str]) -> None:
+    kept = dict(list(lines.items())[-_REMEMBERED:])  # insertion order: the oldest go first
+    # A cache that cannot be written only makes the next listing read the logs again.
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(kept), encoding="utf-8")
+        partial.replace(path)
 
 
 async def candidates(api: PrefectAPI, config: Config, wanted: runlogs.Wanted) -> list[AgentRun]:
