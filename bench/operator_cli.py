@@ -7,7 +7,8 @@ world on the loopback fake GitHub (`k3sc.sandbox.world`) with open PRs to lease 
 agent runs with logs to list; no worker or dispatcher runs, so nothing else loads the server.
 Each command runs as its own process (as a person types it), once to warm up and then `--runs`
 times; the table gives the median, min and max wall time, and each median as a ratio of
-`prefect flow-run ls`'s measured in the same run. Set-up (~30-60 s: the server migrates) is not
+`prefect flow-run ls`'s measured in the same run, and the median CPU time (user + system) of the
+process, which other load on the machine barely moves. Set-up (~30-60 s: the server migrates) is not
 counted.
 """
 
@@ -18,11 +19,13 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,11 +68,13 @@ def main() -> None:
                 "DO_NOT_TRACK": "1",
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             }
+            load_before = os.getloadavg()[0]
             results = measure(env, args.runs)
+            load = (load_before, os.getloadavg()[0])
         finally:
             stack.stop()
             world.stop()
-    report(results, args.runs)
+    report(results, args.runs, load)
 
 
 def seed() -> dict[str, object]:
@@ -123,7 +128,16 @@ async def agent_runs(api_url: str, repo: Repo) -> None:
 Command = tuple[str, list[str]]
 
 
-def measure(env: dict[str, str], runs: int) -> list[tuple[str, list[float]]]:
+@dataclass
+class Sample:
+    wall: float  # seconds, what a person waits
+    cpu: float  # user + system seconds of the process: barely moved by others competing for the cores
+
+
+Result = tuple[str, list[Sample]]
+
+
+def measure(env: dict[str, str], runs: int) -> list[Result]:
     k3sc = [str(BIN / "k3sc")]
     plain: list[Command] = [
         ("prefect flow-run ls", [*prefect_executable(), "flow-run", "ls", "--limit", "5"]),
@@ -134,8 +148,8 @@ def measure(env: dict[str, str], runs: int) -> list[tuple[str, list[float]]]:
     ]
     results = [(label, timed(argv, env, runs)) for label, argv in plain]
     # take and release alternate: each take leases a PR that the following release frees again.
-    takes: list[float] = []
-    releases: list[float] = []
+    takes: list[Sample] = []
+    releases: list[Sample] = []
     for i in range(runs + 1):
         took, out = run_once([*k3sc, "take", "--worker", "claude-1", "--json"], env)
         pr = json.loads(out)["pr"]
@@ -147,39 +161,44 @@ def measure(env: dict[str, str], runs: int) -> list[tuple[str, list[float]]]:
     return results
 
 
-def timed(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
+def timed(argv: list[str], env: dict[str, str], runs: int) -> list[Sample]:
     run_once(argv, env)  # warm the file cache
     return [run_once(argv, env)[0] for _ in range(runs)]
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[Sample, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}")
-    return elapsed, done.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Sample(elapsed, cpu), done.stdout
 
 
 def seconds(value: float) -> str:
     return f"{value:.2f} s"
 
 
-def report(results: list[tuple[str, list[float]]], runs: int) -> None:
-    baseline = statistics.median(results[0][1])
+def report(results: list[Result], runs: int, load: tuple[float, float]) -> None:
+    baseline = statistics.median(s.wall for s in results[0][1])
     python = platform.python_version()
     print(f"machine: {platform.system()} {platform.release()}, {os.cpu_count()} CPUs, Python {python}")
     print(f"command: uv run python bench/operator_cli.py --runs {runs}")
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"1-min load average: {load[0]:.1f} before, {load[1]:.1f} after")
     print()
-    print("| command | median | min | max | vs `prefect flow-run ls` |")
-    print("|---|---|---|---|---|")
+    print("| command | median wall | min | max | vs `prefect flow-run ls` | median CPU |")
+    print("|---|---|---|---|---|---|")
     for label, samples in results:
-        median = statistics.median(samples)
+        walls = [s.wall for s in samples]
+        median = statistics.median(walls)
         mark = "" if label.startswith("prefect") or median <= BUDGET_S else " (over 0.6 s)"
         print(
-            f"| `{label}` | {seconds(median)}{mark} | {seconds(min(samples))} | {seconds(max(samples))} "
-            f"| {median / baseline:.2f}x |"
+            f"| `{label}` | {seconds(median)}{mark} | {seconds(min(walls))} | {seconds(max(walls))} "
+            f"| {median / baseline:.2f}x | {seconds(statistics.median(s.cpu for s in samples))} |"
         )
 
 
