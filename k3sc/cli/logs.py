@@ -21,7 +21,7 @@ INTERRUPTED = 130
 
 def logs(
     first: Annotated[
-        str | None, typer.Argument(metavar="[REPO]", help="The issue's repo (owner/name or name).")
+        str | None, typer.Argument(metavar="REPO", help="The issue's repo (owner/name or name); optional.")
     ] = None,
     second: Annotated[str | None, typer.Argument(metavar="ISSUE", help="The issue number.")] = None,
     kind: Annotated[
