@@ -26,6 +26,7 @@ from k3sc.cli import (
     fleet,
     launch,
     leases,
+    logs,
     rotate_auth,
     scan,
     sessions,
@@ -51,6 +52,7 @@ app.command("next")(leases.next_)
 app.command("kill")(steer.kill)
 app.command("reset")(steer.reset)
 app.command("claim")(steer.claim)
+app.command("logs")(logs.logs)
 app.command("sessions")(sessions.sessions)
 app.command("launch")(launch.launch)
 app.command("cargo-lock", context_settings=cargo_lock.CONTEXT)(cargo_lock.cargo_lock)
