@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from k3sc import slots
@@ -273,17 +272,23 @@ async def test_usage_limit_mode_prints_the_weekly_limit_shape_and_exits_0(sandbo
     assert "[error] api error: Weekly limit reached ∙ resets 5am" in run.rendered
 
 
-async def test_a_short_usage_limit_resets_at_the_issues_creation_plus_its_seconds(sandbox: Sandbox) -> None:
+async def test_a_short_usage_limit_resets_at_the_first_hit_plus_its_seconds(sandbox: Sandbox) -> None:
     issue = sandbox.issue("stub: usage-limit=3600")
-    async with httpx.AsyncClient() as client:
-        answer = await client.get(
-            f"{sandbox.fake.url}/repos/{REPO.full_name}/issues/{issue}",
-            headers={"Authorization": f"token {FAKE_GITHUB_TOKEN}"},
-        )
-    created = datetime.fromisoformat(answer.json()["created_at"].replace("Z", "+00:00"))
-    run = await sandbox.run(issue)
-    assert (run.summary.verdict, run.summary.resets_at) == (Verdict.USAGE_LIMIT, created + timedelta(hours=1))
-    assert run.summary.limit_hit("claude") is not None
+    first = await sandbox.run(issue, agent="claude-a")
+    (mark,) = [c for c in sandbox.fake.issue_view(REPO.owner, REPO.name, issue)["comments"]
+               if c["body"].startswith(stub_agent.LIMIT_MARK)]  # fmt: skip
+    hit = mark["created_at"].replace(microsecond=0)  # GitHub renders whole seconds
+    assert (first.summary.verdict, first.summary.resets_at) == (Verdict.USAGE_LIMIT, hit + timedelta(hours=1))
+    assert first.summary.limit_hit("claude") is not None
+    # Another Claude agent later meets the same account's limit, with the same reset; no new mark.
+    second = await sandbox.run(issue, agent="claude-c", attempt=2)
+    assert (second.summary.verdict, second.summary.resets_at) == (
+        Verdict.USAGE_LIMIT,
+        first.summary.resets_at,
+    )
+    marks = [c for c in sandbox.fake.issue_view(REPO.owner, REPO.name, issue)["comments"]
+             if c["body"].startswith(stub_agent.LIMIT_MARK)]  # fmt: skip
+    assert len(marks) == 1
     assert sandbox.remote_sha(f"issue-{issue}") is None
 
 
@@ -295,7 +300,7 @@ async def test_a_codex_agent_is_not_held_by_a_claude_usage_limit(sandbox: Sandbo
 
 
 @pytest.mark.parametrize(
-    ("created", "seconds", "now", "expected"),
+    ("first_hit", "seconds", "now", "expected"),
     [
         pytest.param("2026-12-01T10:00:00Z", 30, 1796119200.0 + 10, 1796119230.0, id="inside the window"),
         pytest.param(
@@ -304,8 +309,8 @@ async def test_a_codex_agent_is_not_held_by_a_claude_usage_limit(sandbox: Sandbo
         pytest.param("2026-12-01T10:00:00Z", 30, 1796119200.0 + 99, None, id="after the reset no limit"),
     ],
 )
-def test_limit_resets_at(created: str, seconds: float, now: float, expected: float | None) -> None:
-    assert stub_agent.limit_resets_at({"created_at": created}, seconds, now) == expected
+def test_limit_resets_at(first_hit: str, seconds: float, now: float, expected: float | None) -> None:
+    assert stub_agent.limit_resets_at(first_hit, seconds, now) == expected
 
 
 async def test_budget_mode_streams_its_tokens_then_finishes(sandbox: Sandbox) -> None:

@@ -13,8 +13,9 @@ real agent has, through the real git hooks and the real (fake) GitHub:
                   synthetic assistant message "Weekly limit reached ∙ resets 5am", then a
                   result `subtype: success`, `is_error: true`) and exits 0; a Codex agent is ok
     usage-limit=<s>  the same, preceded by a `rate_limit_event` rejected with `resetsAt` = the
-                  issue's creation + <s> seconds, and only until then: afterwards it is ok
-                  (a short, shared reset for end-to-end tests, read from GitHub, no state)
+                  first hit + <s> seconds, and only until then: afterwards it is ok. The first
+                  Claude run to hit it marks the issue with a comment, whose time is the account's
+                  clock (a short, shared reset for end-to-end tests, kept on GitHub, no local state)
     budget=<n>    stream assistant messages of 1,000 tokens each, ten a second, until <n>
                   tokens are reported, then ok; SIGINT ends it like Claude's interrupt
     slow=<s>      sleep <s> seconds, then ok
@@ -366,10 +367,23 @@ def usage_limit(stream: Stream, resets_at: float | None) -> None:
     stream.result(WEEKLY_LIMIT_TEXT, is_error=True, terminal_reason="api_error")
 
 
-def limit_resets_at(issue: Mapping[str, Any], seconds: float, now: float) -> float | None:
-    """For `usage-limit=<s>`: the reset (issue creation + s) while it is ahead, else None (no limit)."""
-    created = datetime.fromisoformat(str(issue["created_at"]).replace("Z", "+00:00")).timestamp()
-    return created + seconds if now < created + seconds else None
+LIMIT_MARK = "[stub] usage limit hit"
+
+
+def limit_resets_at(first_hit: str, seconds: float, now: float) -> float | None:
+    """For `usage-limit=<s>`: the reset (first hit + s) while it is ahead, else None (no limit)."""
+    hit = datetime.fromisoformat(first_hit.replace("Z", "+00:00")).timestamp()
+    return hit + seconds if now < hit + seconds else None
+
+
+def first_limit_hit(gh: GitHub, ctx: Context) -> str:
+    """When the issue's limit was first hit (ISO 8601), marking it now if it never was."""
+    comments = gh.call("GET", f"/issues/{ctx.issue}/comments", params={"per_page": 100})
+    marks = [c["created_at"] for c in comments if str(c.get("body", "")).startswith(LIMIT_MARK)]
+    if marks:
+        return str(min(marks))
+    mark = gh.call("POST", f"/issues/{ctx.issue}/comments", json={"body": f"{LIMIT_MARK} by {ctx.agent}"})
+    return str(mark["created_at"])
 
 
 def spend(stream: Stream, tokens: float) -> None:
@@ -393,7 +407,7 @@ def run(ctx: Context, stream: Stream) -> int:
             if not seconds:
                 usage_limit(stream, None)
                 return 0
-            resets_at = limit_resets_at(issue, seconds, time.time())
+            resets_at = limit_resets_at(first_limit_hit(gh, ctx), seconds, time.time())
             if resets_at is not None:
                 usage_limit(stream, resets_at)
                 return 0

@@ -1,7 +1,7 @@
 """A usage limit, end to end on a real server: the family rests, the other works, it comes back.
 
 Issue #1's stub hits a Claude usage limit (exit 0, `subtype: success`, `is_error: true`, preceded
-by a rejected `rate_limit_event`) until a minute after the issue was created. The dispatcher must
+by a rejected `rate_limit_event`) until 30 s after the first Claude run met it. The dispatcher must
 read back a FAILED run named `Parked` whose message decodes to a `LimitHit`; park the Claude family
 (no Claude run starts until the reset; Codex keeps working); wake at the reset instead of backing
 off; and finish both issues at `needs-human` with the parked attempts uncounted. Every run leaves a
@@ -24,7 +24,7 @@ from tests.e2e.helpers import issue, run_up
 
 pytestmark = pytest.mark.e2e
 
-RESET_AFTER_S = 60  # from the issue's creation: room for start-up, short enough to wait for
+RESET_AFTER_S = 30  # from the first hit: long enough to see the family rest, short enough to wait for
 
 
 def _time(text: str) -> datetime:
