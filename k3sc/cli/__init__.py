@@ -30,6 +30,7 @@ from k3sc.cli import (
     scan,
     sessions,
     steer,
+    top,
     up,
 )
 
@@ -52,6 +53,7 @@ app.command("kill")(steer.kill)
 app.command("reset")(steer.reset)
 app.command("claim")(steer.claim)
 app.command("sessions")(sessions.sessions)
+app.command("top")(top.top)
 app.command("launch")(launch.launch)
 app.command("cargo-lock", context_settings=cargo_lock.CONTEXT)(cargo_lock.cargo_lock)
 app.command("deploy")(deploy.deploy)
