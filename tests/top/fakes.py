@@ -169,9 +169,12 @@ LOGS = {
 class FakeSource:
     """Serves the fixed fleet; see the module docstring for `failing`, `slow`, `gate` and `done`."""
 
-    def __init__(self, failing: Sequence[str] = (), slow: Sequence[str] = (), paused: bool = False) -> None:
+    def __init__(
+        self, failing: Sequence[str] = (), slow: Sequence[str] = (), paused: bool = False, slow_for: float = 2.0
+    ) -> None:
         self.failing = set(failing)
         self.slow = set(slow)
+        self.slow_for = slow_for  # a slow source answers when `gate` is set, or after this long
         self.gate = threading.Event()
         self.done: list[tuple[str, Any]] = []
         self.calls: dict[str, int] = {}
@@ -180,7 +183,7 @@ class FakeSource:
     def _answer(self, name: str, value: Any) -> Any:
         self.calls[name] = self.calls.get(name, 0) + 1
         if name in self.slow:
-            self.gate.wait(2.0)
+            self.gate.wait(self.slow_for)
         if name in self.failing:
             raise OrchestrationError(f"Prefect API POST /{name}/filter → 500: boom")
         return value
