@@ -56,7 +56,9 @@ async def test_every_section_fills_from_its_own_source() -> None:
     async with app.run_test(size=(200, 60)) as pilot:
         await settle(app, pilot)
         assert source.calls == dict.fromkeys(("fleet", "runs", "usage", "scan", "security", "github"), 1)
-        assert {k: rows(app, k) for k in ("families", "leases", "runs", "costs", "issues", "pulls", "scan")} == {
+        assert {
+            k: rows(app, k) for k in ("families", "leases", "runs", "costs", "issues", "pulls", "scan")
+        } == {
             "families": 2,
             "leases": 1,
             "runs": 5,
@@ -173,7 +175,9 @@ async def test_k_then_y_kills_the_selected_runs_issue() -> None:
 @pytest.mark.parametrize(
     ("key", "clipboard", "message"),
     [
-        pytest.param("1", "/review api 12", "copied review command: /review api 12", id="1 copies the first PR"),
+        pytest.param(
+            "1", "/review api 12", "copied review command: /review api 12", id="1 copies the first PR"
+        ),
         pytest.param("2", "/review web 14", "copied review command: /review web 14", id="2 the second"),
         pytest.param("9", "", "no PR row 9", id="past the last PR says so"),
     ],

@@ -99,7 +99,7 @@ def test_a_failed_source_keeps_its_last_data_and_says_why() -> None:
 def test_a_source_that_has_not_answered_shows_loading_and_no_rows() -> None:
     dashboard = build(full(github=Loaded()))
     issues = dashboard.section("issues")
-    assert (issues.rows, issues.status, issues.errors) == ((), "github: loading…", ())
+    assert (issues.rows, issues.status, issues.errors, issues.empty) == ((), "github: loading…", (), "")
     assert dashboard.section("runs").rows  # the other sources still fill theirs
 
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 PREFECT_SOURCES = ("fleet", "runs", "usage", "scan", "security")
 GITHUB_SOURCES = ("github",)
-SECTIONS = ("families", "leases", "runs", "security", "costs", "issues", "pulls", "scan")
+SECTIONS = ("families", "runs", "leases", "security", "costs", "issues", "pulls", "scan")
 SELECTABLE = ("runs", "pulls")
 
 
@@ -99,6 +99,7 @@ class TopApp(RefreshingApp[None]):
     #title { height: 1; padding: 0 1; background: $boost; }
     #header { height: auto; padding: 0 1; }
     #sections { height: 1fr; }
+    .section { height: auto; }
     .section-title { height: auto; padding: 0 1; margin-top: 1; }
     .section-table { height: auto; max-height: 14; margin: 0 1; }
     #table-runs { max-height: 30; }
@@ -142,7 +143,7 @@ class TopApp(RefreshingApp[None]):
         yield Static("loading…", id="header")
         with VerticalScroll(id="sections"):
             for key in SECTIONS:
-                with Vertical(id=f"section-{key}"):
+                with Vertical(id=f"section-{key}", classes="section"):
                     yield Static(key, id=f"title-{key}", classes="section-title")
                     table: DataTable[Text] = DataTable(
                         id=f"table-{key}",
@@ -248,7 +249,7 @@ class TopApp(RefreshingApp[None]):
             title.append(f"\n  error: {error}", style="red")
         for line in part.lines:
             title.append(f"\n  {line}")
-        if not part.rows:
+        if not part.rows and part.empty:
             title.append(f"\n  {part.empty}", style="dim")
         self.query_one(f"#title-{part.key}", Static).update(title)
         table: DataTable[Text] = self.query_one(f"#table-{part.key}", DataTable)

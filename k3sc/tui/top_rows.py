@@ -177,6 +177,11 @@ def _fed_by(inputs: Inputs, sources: Sequence[str], now: datetime, zone: tzinfo 
 # --------------------------------------------------------------------------- sections
 
 
+def unread(section: Section) -> Section:
+    """A section whose source has not answered yet: no "(no …)" line, its status says why."""
+    return dataclasses.replace(section, empty="")
+
+
 def build(
     inputs: Inputs, config: Config, now: datetime, zone: tzinfo | None = None, slots_source: str = "config"
 ) -> Dashboard:
@@ -256,7 +261,7 @@ def families(inputs: Inputs, config: Config, now: datetime, zone: tzinfo | None)
     facts = inputs.fleet.data
     base = Section("families", "Families", ("Family", "Status", "Reason"), empty="(not read yet)", **fed)
     if facts is None:
-        return base
+        return unread(base)
     held = facts.controls
     today = [e.record for e in inputs.usage.data or () if e.created >= ledger.midnight(now)]
     over_budget = (
@@ -281,7 +286,7 @@ def leases(inputs: Inputs, now: datetime, zone: tzinfo | None) -> Section:
     columns = ("Worker", "Repo", "PR", "Issue", "Taken", "Expires", "Branch")
     base = Section("leases", "Review leases", columns, empty="(no review leases)", **fed)
     if inputs.fleet.data is None:
-        return base
+        return unread(base)
     rows = []
     for lease in inputs.fleet.data.controls.leases:
         expired = lease.expired(now)
@@ -323,7 +328,7 @@ def issues(inputs: Inputs, config: Config, now: datetime, zone: tzinfo | None) -
     facts = inputs.github.data
     base = Section("issues", "GitHub issues", columns, empty="(no issues with workflow labels)", **fed)
     if facts is None:
-        return base
+        return unread(base)
     errors = (*base.errors, *facts.failures)
     rows = []
     for issue in facts.issues:
@@ -406,7 +411,7 @@ def agent_runs(
     base = Section("runs", "Agent runs", columns, empty="(no agent runs)", **fed)
     facts = inputs.runs.data
     if facts is None:
-        return base
+        return unread(base)
     rows = []
     for run in sort_runs(facts.runs):
         started = run.started_at if run.ran_for != 0 or run.phase.active else None
@@ -462,7 +467,7 @@ def security(inputs: Inputs, now: datetime, zone: tzinfo | None) -> Section:
         **fed,
     )
     if inputs.security.data is None:
-        return base
+        return unread(base)
     known = {r.id: r for r in (inputs.runs.data.runs if inputs.runs.data else ())}
     rows = []
     for event in inputs.security.data:
@@ -535,6 +540,8 @@ def costs(inputs: Inputs, now: datetime, zone: tzinfo | None) -> Section:
     base = Section(
         "costs", "Costs", ("Period", "Jobs", "Cost", "Tokens", "Avg/job"), empty="(no cost data)", **fed
     )
+    if inputs.usage.data is None:
+        return unread(base)
     if not inputs.usage.data:
         return base
     rolled = roll_up(inputs.usage.data, now, zone)
@@ -564,7 +571,7 @@ def pulls(inputs: Inputs, config: Config, now: datetime, zone: tzinfo | None) ->
     base = Section("pulls", "Pull requests", columns, empty="(no open pull requests)", **fed)
     facts = inputs.github.data
     if facts is None:
-        return base
+        return unread(base)
     leased = {
         lease.pr_key: lease.worker
         for lease in (inputs.fleet.data.controls.leases if inputs.fleet.data else ())
@@ -642,7 +649,9 @@ def last_scan(inputs: Inputs, now: datetime, zone: tzinfo | None) -> Section:
     columns = ("Action", "Issue", "Agent", "Reason")
     base = Section("scan", "Last scan", columns, empty="(no scan recorded yet)", **fed)
     facts = inputs.scan.data
-    if facts is None or facts.created is None:
+    if facts is None:
+        return unread(base)
+    if facts.created is None:
         return base
     found, lines = scan_rows(facts.markdown)
     styles = {"errors": "red", "implement": "green", "review": "cyan", "skip": "dim"}

@@ -36,7 +36,7 @@ def section(part: Section) -> RenderableType:
     parts.append(Text(f"  {part.status}", style="dim"))
     parts += [Text(f"  error: {error}", style="red") for error in part.errors]
     parts += [Text(f"  {line}") for line in part.lines]
-    if not part.rows:
+    if not part.rows and part.empty:
         parts.append(Text(f"  {part.empty}", style="dim"))
     else:
         table = Table(box=None, padding=(0, 1), pad_edge=True, show_edge=False, header_style="bold")

@@ -170,7 +170,11 @@ class FakeSource:
     """Serves the fixed fleet; see the module docstring for `failing`, `slow`, `gate` and `done`."""
 
     def __init__(
-        self, failing: Sequence[str] = (), slow: Sequence[str] = (), paused: bool = False, slow_for: float = 2.0
+        self,
+        failing: Sequence[str] = (),
+        slow: Sequence[str] = (),
+        paused: bool = False,
+        slow_for: float = 2.0,
     ) -> None:
         self.failing = set(failing)
         self.slow = set(slow)

@@ -15,7 +15,12 @@ class SnapshotApp(TopApp):
 
 
 app = SnapshotApp(
-    source, fakes.CONFIG, prefect_seconds=3600, github_seconds=3600, zone=ZoneInfo("UTC"), clock=lambda: fakes.NOW
+    source,
+    fakes.CONFIG,
+    prefect_seconds=3600,
+    github_seconds=3600,
+    zone=ZoneInfo("UTC"),
+    clock=lambda: fakes.NOW,
 )
 
 if __name__ == "__main__":
