@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from k3sc import names, usage
+from k3sc import names, retrying, usage
 from k3sc.config import Config
 from k3sc.models import AgentRun, Issue, Pull, Repo
 from k3sc.orchestration import controls, dispatch_state, ledger, runs
@@ -26,6 +26,9 @@ DISPATCH_ARTIFACT = "k3sc-dispatch"  # the dispatcher's scan summary (flows/disp
 SECURITY_MARKER = "[security]"  # what the gh and git guards print when they refuse a command
 RECENT_RUNS = 40  # finished runs shown beside the active ones
 SECURITY_WINDOW = timedelta(hours=24)
+# A dashboard asks again in a few seconds anyway: under a minute of retries (the CLI's patience)
+# a dead server would leave every section silent; this one gives up within about a second.
+PATIENCE = retrying.Policy(attempts=3, initial=0.25, maximum=1.0)
 
 
 @dataclass(frozen=True)
@@ -104,15 +107,18 @@ class Live:
         self._usage: dict[str, UsageEntry] = {}
         self._usage_seen: datetime | None = None
 
+    def _api(self) -> PrefectAPI:
+        return PrefectAPI.from_env(retry=PATIENCE, timeout=10.0)
+
     # ------------------------------------------------------------------ reads
 
     async def fleet(self) -> FleetFacts:
-        async with PrefectAPI.from_env() as api:
+        async with self._api() as api:
             held, memory = await asyncio.gather(controls.read(api), dispatch_state.load(api))
         return FleetFacts(held, memory)
 
     async def runs(self) -> RunFacts:
-        async with PrefectAPI.from_env() as api:
+        async with self._api() as api:
             pending, recent = await asyncio.gather(
                 runs.pending_runs(api),
                 api.flow_runs(tags_all=[names.TAG_AGENT_RUN], limit=RECENT_RUNS),
@@ -127,7 +133,7 @@ class Live:
 
     async def usage(self) -> tuple[UsageEntry, ...]:
         """Every usage artifact; after the first call, one request for what is new since the last."""
-        async with PrefectAPI.from_env() as api:
+        async with self._api() as api:
             # A small overlap, because artifacts written in the same instant may arrive out of order.
             since = self._usage_seen - timedelta(seconds=30) if self._usage_seen else None
             for entry in await usage_entries(api, since):
@@ -137,7 +143,7 @@ class Live:
         return tuple(sorted(self._usage.values(), key=lambda e: e.created))
 
     async def scan(self) -> ScanFacts:
-        async with PrefectAPI.from_env() as api:
+        async with self._api() as api:
             body = {"artifacts": {"key": {"any_": [DISPATCH_ARTIFACT]}}, "sort": "CREATED_DESC", "limit": 1}
             found = (await api.post_json("artifacts/filter", body)) or []
         if not found:
@@ -153,7 +159,7 @@ class Live:
             "sort": "TIMESTAMP_DESC",
             "limit": 50,
         }
-        async with PrefectAPI.from_env() as api:
+        async with self._api() as api:
             found = (await api.post_json("logs/filter", body)) or []
         return tuple(
             SecurityEvent(
@@ -182,7 +188,7 @@ class Live:
 
     async def logs(self, run_ids: Sequence[str], lines: int) -> dict[str, list[LogLine]]:
         """The last `lines` log lines of each run, oldest first."""
-        async with PrefectAPI.from_env() as api:
+        async with self._api() as api:
             tails = await asyncio.gather(*(run_log(api, run_id, lines) for run_id in run_ids))
         return dict(zip(run_ids, tails, strict=True))
 

@@ -1,0 +1,163 @@
+"""`k3sc top` against the session's real Prefect server and a sandbox GitHub: what it reads, and
+that its keys act on the real dispatcher (the effect is read back from Prefect, not the screen)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k3sc import config as k3sc_config
+from k3sc.orchestration import controls, dispatch_state
+from k3sc.orchestration.api import PrefectAPI
+from k3sc.services.top import Live
+from k3sc.tui.top_app import TopApp
+from k3sc.usage import Billing, Usage, UsageRecord
+from tests.cli_helpers import invoke
+from tests.e2e.helpers import Deployed, deployed_world
+from tests.test_top_app import settle, status
+
+pytestmark = pytest.mark.prefect
+
+ENV = ("K3SC_CONFIG", "GITHUB_TOKEN", "PREFECT_API_URL", "K3SC_CACHE_DIR")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Iterator[Deployed]:
+    """One deployed sandbox world for the module: two workflow issues, one with an open PR."""
+    seed = {
+        "owner": "ops",
+        "allowed_authors": ["alice"],
+        "max_slots": 4,
+        "repos": [
+            {
+                "name": "api",
+                "issues": [
+                    {"title": "to implement", "author": "alice"},
+                    {"title": "to decide", "author": "alice", "labels": ["needs-human"]},
+                ],
+            }
+        ],
+    }
+    deployed = deployed_world(tmp_path_factory.mktemp("top"), prefect_api_url, seed)
+    repo = deployed.world.repos[0]
+    deployed.world.fake.add_pull(repo.owner, repo.name, head="main", title="a change", author="alice")
+    try:
+        yield deployed
+    finally:
+        asyncio.run(_clean(prefect_api_url))
+        deployed.stop()
+
+
+@pytest.fixture
+def deployed(world: Deployed, monkeypatch: pytest.MonkeyPatch) -> Deployed:
+    for name in ENV:
+        monkeypatch.setenv(name, world.env[name])
+    asyncio.run(_clean(world.env["PREFECT_API_URL"]))
+    return world
+
+
+async def _clean(api_url: str) -> None:
+    async with PrefectAPI(api_url) as api:
+        for name in await api.variables(controls.PREFIX):
+            await api.delete_variable(name)
+
+
+def usage_row(agent: str, total: int, cost: float) -> str:
+    spent = Usage(total, 0, 0, 0, total, cost, ("claude-sonnet-4-5",), 2)
+    record = UsageRecord(
+        "ops/api", 1, "implement", agent, 1, Billing.API_KEY, datetime.now(UTC), 30.0, "ok", 0, spent
+    )
+    return json.dumps([record.usage_row()])
+
+
+async def _publish(api_url: str, data: str, log: str | None = None) -> None:
+    async with PrefectAPI(api_url) as api:
+        await api.post_json("artifacts/", {"key": "k3sc-agent-usage", "type": "table", "data": data})
+        if log is not None:
+            entry = {
+                "name": "prefect.flow_runs",
+                "level": 40,
+                "message": log,
+                "timestamp": datetime.now(UTC).isoformat(),
+                "flow_run_id": str(uuid.uuid4()),
+            }
+            await api.post_json("logs/", [entry])
+
+
+def test_json_shows_the_deployed_world(deployed: Deployed) -> None:
+    asyncio.run(
+        _publish(
+            deployed.env["PREFECT_API_URL"],
+            usage_row("claude-a", 120_000, 0.5),
+            log="  ↳ [security] git push blocked (push to main)",
+        )
+    )
+    document = json.loads(invoke(["top", "--json"]).stdout)
+    sections: dict[str, Any] = document["sections"]
+    assert (document["header"]["slots"], document["header"]["paused"]) == (4, False)
+    assert [r["status"] for r in sections["families"]["rows"]] == ["ok", "ok"]
+    assert [(r["number"], r["state"]) for r in sections["issues"]["rows"]] == [
+        (1, "ready"),
+        (2, "needs-human"),
+    ]
+    assert [r["title"] for r in sections["pulls"]["rows"]] == ["a change"]
+    assert sections["costs"]["rows"][0]["jobs"] >= 1  # today, from the usage artifact
+    assert "git push blocked (push to main)" in [r["event"] for r in sections["security"]["rows"]]
+    assert all(not s["errors"] for s in sections.values()), {k: s["errors"] for k, s in sections.items()}
+
+
+def test_once_prints_every_section(deployed: Deployed) -> None:
+    out = invoke(["top", "--once"]).stdout
+    for title in (
+        "FLEET",
+        "FAMILIES",
+        "AGENT RUNS",
+        "REVIEW LEASES",
+        "COSTS",
+        "GITHUB ISSUES",
+        "PULL REQUESTS",
+    ):
+        assert f"=== {title}" in out
+    assert "to implement" in out
+
+
+def test_usage_is_read_again_only_from_the_newest_artifact_on(deployed: Deployed) -> None:
+    api_url = deployed.env["PREFECT_API_URL"]
+    config = k3sc_config.load().config
+    live = Live(config)
+    first = asyncio.run(live.usage())
+    asyncio.run(_publish(api_url, usage_row("codex-a", 10_000, 0.02)))
+    second = asyncio.run(live.usage())
+    assert len(second) == len(first) + 1
+    assert second[-1].record.agent == "codex-a"
+
+
+async def test_p_pauses_and_resumes_the_real_dispatcher(deployed: Deployed) -> None:
+    loaded = k3sc_config.load()
+    app = TopApp(Live(loaded.config), loaded.config, prefect_seconds=3600, github_seconds=3600)
+    async with PrefectAPI(deployed.env["PREFECT_API_URL"]) as api, app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        before = app.loads
+        await pilot.press("p")
+        await settle(app, pilot, until=before + 5)
+        assert await dispatch_state.paused(api) is True
+        assert status(app).startswith("dispatch paused")
+        assert "PAUSED" in app.dashboard.header  # type: ignore[union-attr]
+        before = app.loads
+        await pilot.press("p")
+        await settle(app, pilot, until=before + 5)
+        assert await dispatch_state.paused(api) is False
+        assert status(app) == "dispatch resumed"
+
+
+def test_no_reachable_server_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = invoke(["top", "--once"], code=1, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert result.stderr.startswith("error: Prefect: Prefect API at http://127.0.0.1:9/api unreachable")
+    assert result.stderr.count("\n") == 1
