@@ -14,11 +14,15 @@ from typing import Any
 import pytest
 
 from k3sc import config as k3sc_config
-from k3sc.orchestration import controls, dispatch_state
+from k3sc.labels import Kind
+from k3sc.models import Issue, Repo
+from k3sc.orchestration import controls, dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI
+from k3sc.services import fleet
 from k3sc.services.top import Live
 from k3sc.tui.top_app import TopApp
 from k3sc.usage import Billing, Usage, UsageRecord
+from k3sc.workflow import Dispatch
 from tests.cli_helpers import invoke
 from tests.e2e.helpers import Deployed, deployed_world
 from tests.test_top_app import settle, status
@@ -64,9 +68,17 @@ def deployed(world: Deployed, monkeypatch: pytest.MonkeyPatch) -> Deployed:
 
 
 async def _clean(api_url: str) -> None:
+    """No operator records and no scheduled runs left behind (the server is the session's)."""
     async with PrefectAPI(api_url) as api:
         for name in await api.variables(controls.PREFIX):
             await api.delete_variable(name)
+        await api.set_pool_concurrency(fleet.AGENT_POOL, 4)
+        for deployment in (runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT):
+            deployment_id = await api.deployment_id(deployment)
+            for flow_run in await api.flow_runs(
+                deployment_ids=[deployment_id], state_types=["SCHEDULED", "PENDING"]
+            ):
+                await api.set_state(flow_run.id, "CANCELLED", force=True)
 
 
 def usage_row(agent: str, total: int, cost: float) -> str:
@@ -155,6 +167,39 @@ async def test_p_pauses_and_resumes_the_real_dispatcher(deployed: Deployed) -> N
         await settle(app, pilot, until=before + 5)
         assert await dispatch_state.paused(api) is False
         assert status(app) == "dispatch resumed"
+
+
+async def test_n_plus_minus_and_k_act_on_prefect_and_github(deployed: Deployed) -> None:
+    loaded = k3sc_config.load()
+    repo = deployed.world.repos[0]
+    issue = Issue(Repo(repo.owner, repo.name), 1, "to implement", "alice", datetime.now(UTC), ("ready",))
+    deployed.world.fake.set_labels(repo.owner, repo.name, 1, ["claude-a"])
+    app = TopApp(Live(loaded.config), loaded.config, prefect_seconds=3600, github_seconds=3600)
+    async with PrefectAPI(deployed.env["PREFECT_API_URL"]) as api, app.run_test(size=(160, 50)) as pilot:
+        claimed = await runs.submit(api, Dispatch(issue, Kind.IMPLEMENT, "claude-a", 1))
+        await settle(app, pilot)
+
+        await pilot.press("n")
+        await settle(app, pilot)
+        scans = await api.flow_runs(deployment_ids=[await api.deployment_id(runs.DISPATCH_DEPLOYMENT)])
+        assert "scan on k3sc top" in [r.name for r in scans]
+
+        await pilot.press("plus")
+        await settle(app, pilot)
+        assert ((await controls.read(api)).max_slots, status(app)) == (5, "max slots: 4 -> 5")
+        await pilot.press("minus")
+        await settle(app, pilot)
+        assert (await controls.read(api)).max_slots == 4
+
+        assert app.selected_run() is not None and app.selected_run().values["id"] == claimed.id  # type: ignore[union-attr]
+        await pilot.press("k", "y")
+        await settle(app, pilot)
+        ended = await api.flow_run(claimed.id)
+        assert ended is not None and ended.state_type == "CANCELLED"
+        assert deployed.world.fake.issue_view(repo.owner, repo.name, 1)["labels"] == ["needs-human"]
+        assert status(app).startswith(
+            f"{repo.owner}/{repo.name}#1: stopped implement attempt 1 by claude-a".lower()
+        )
 
 
 def test_no_reachable_server_is_one_line_and_exit_1(tmp_path: Path) -> None:
