@@ -55,7 +55,10 @@ def render(dashboard: Dashboard) -> RenderableType:
 
 
 def print_snapshot(dashboard: Dashboard, console: Console) -> None:
-    console.print(render(dashboard), soft_wrap=False)
+    """Print the snapshot without the padding rich leaves at the end of table lines."""
+    with console.capture() as captured:
+        console.print(render(dashboard), soft_wrap=False)
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 async def collect(source: TopSource, now: datetime) -> Inputs:
