@@ -24,7 +24,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from k3sc.errors import K3scError
-from k3sc.tui import top_rows
+from k3sc.tui import top_rows, top_text
 from k3sc.tui._base import RefreshingApp, StatusLine
 from k3sc.tui.top_logs import LogScreen
 
@@ -258,17 +258,10 @@ class TopApp(RefreshingApp[None]):
         if not table.columns:
             table.add_columns(*part.columns)
         for item in part.rows:
-            table.add_row(*(self._cell(item, i, text) for i, text in enumerate(item.cells)))
+            table.add_row(*(top_text.cell(item, i, text) for i, text in enumerate(item.cells)))
         table.display = bool(part.rows)
         if part.rows and table.cursor_type == "row":
             table.move_cursor(row=min(max(row, 0), len(part.rows) - 1))
-
-    @staticmethod
-    def _cell(row: top_rows.Row, index: int, text: str) -> Text:
-        style = row.style
-        if index == 0 and row.link:
-            style = f"{style} link {row.link}".strip()
-        return Text(text, style=style)
 
     # ------------------------------------------------------------ selection
 
