@@ -233,6 +233,20 @@ async def test_q_quits() -> None:
     assert app.return_code == 0
 
 
+@pytest.mark.parametrize(
+    ("width", "wide"),
+    [
+        pytest.param(159, False, id="stacked below 160 columns"),
+        pytest.param(160, True, id="side by side from 160"),
+    ],
+)
+async def test_sections_sit_side_by_side_on_wide_terminals(width: int, wide: bool) -> None:
+    app = app_for(fakes.FakeSource())
+    async with app.run_test(size=(width, 40)) as pilot:
+        await settle(app, pilot)
+        assert app.query_one("#sections").has_class("wide") is wide
+
+
 # ------------------------------------------------------------------ snapshots
 
 APP = Path(__file__).parent / "top" / "top_app_fixture.py"

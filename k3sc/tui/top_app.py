@@ -18,8 +18,9 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Container, Vertical, VerticalScroll
 from textual.css.query import NoMatches
+from textual.events import Resize
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
@@ -43,7 +44,14 @@ if TYPE_CHECKING:
 
 PREFECT_SOURCES = ("fleet", "runs", "usage", "scan", "security")
 GITHUB_SOURCES = ("github",)
-SECTIONS = ("families", "runs", "leases", "security", "costs", "issues", "pulls", "scan")
+# Bands of columns of sections: side by side from WIDE terminal columns on, stacked below that.
+# The runs table is the widest, so it has a band to itself.
+BANDS = (
+    (("families",), ("leases",)),
+    (("runs",),),
+    (("security", "scan"), ("costs", "issues", "pulls")),
+)
+WIDE = 160
 SELECTABLE = ("runs", "pulls")
 
 
@@ -99,6 +107,10 @@ class TopApp(RefreshingApp[None]):
     #title { height: 1; padding: 0 1; background: $boost; }
     #header { height: auto; padding: 0 1; }
     #sections { height: 1fr; }
+    .band { height: auto; layout: vertical; }
+    #sections.wide .band { layout: horizontal; }
+    .column { height: auto; }
+    #sections.wide .column { width: 1fr; }
     .section { height: auto; }
     .section-title { height: auto; padding: 0 1; margin-top: 1; }
     .section-table { height: auto; max-height: 14; margin: 0 1; }
@@ -142,19 +154,27 @@ class TopApp(RefreshingApp[None]):
         yield Static(self._title(), id="title")
         yield Static("loading…", id="header")
         with VerticalScroll(id="sections"):
-            for key in SECTIONS:
-                with Vertical(id=f"section-{key}", classes="section"):
-                    yield Static(key, id=f"title-{key}", classes="section-title")
-                    table: DataTable[Text] = DataTable(
-                        id=f"table-{key}",
-                        classes="section-table",
-                        cursor_type="row" if key in SELECTABLE else "none",
-                        zebra_stripes=key == "runs",
-                    )
-                    table.display = False
-                    yield table
+            for band in BANDS:
+                with Container(classes="band"):
+                    for keys in band:
+                        with Vertical(classes="column"):
+                            for key in keys:
+                                yield from self._section(key)
         yield StatusLine()
         yield Footer()
+
+    @staticmethod
+    def _section(key: str) -> ComposeResult:
+        with Vertical(id=f"section-{key}", classes="section"):
+            yield Static(key, id=f"title-{key}", classes="section-title")
+            table: DataTable[Text] = DataTable(
+                id=f"table-{key}",
+                classes="section-table",
+                cursor_type="row" if key in SELECTABLE else "none",
+                zebra_stripes=key == "runs",
+            )
+            table.display = False
+            yield table
 
     # ------------------------------------------------------------ loading
 
@@ -215,6 +235,9 @@ class TopApp(RefreshingApp[None]):
         with contextlib.suppress(NoMatches):  # the screen is being torn down around us
             self._render()
             self._loading_changed()
+
+    def on_resize(self, event: Resize) -> None:
+        self.query_one("#sections").set_class(event.size.width >= WIDE, "wide")
 
     def on_loading_changed(self) -> None:
         self.query_one("#title", Static).update(self._title())
