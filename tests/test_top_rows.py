@@ -11,8 +11,9 @@ import pytest
 from k3sc.models import Outcome, RunPhase
 from k3sc.orchestration import controls
 from k3sc.services.top import FleetFacts, GitHubFacts, RunFacts
-from k3sc.tui import top_rows
-from k3sc.tui.top_rows import Bucket, Inputs, Loaded
+from k3sc.tui import top_costs, top_dashboard, top_fleet, top_rows, top_scan
+from k3sc.tui.top_costs import Bucket
+from k3sc.tui.top_rows import Inputs, Loaded
 from tests.top import fakes
 from tests.top.fakes import NOW
 
@@ -34,7 +35,7 @@ def full(**overrides: Loaded[object]) -> Inputs:
 
 
 def build(inputs: Inputs) -> top_rows.Dashboard:
-    return top_rows.build(inputs, fakes.CONFIG, NOW, ZONE, "config")
+    return top_dashboard.build(inputs, fakes.CONFIG, NOW, ZONE, "config")
 
 
 def column(section: top_rows.Section, name: str) -> list[str]:
@@ -176,12 +177,12 @@ def test_family_availability(
 ) -> None:
     config = fakes.make_config(budget=budget) if budget else fakes.CONFIG
     inputs = full(fleet=Loaded().ok(FleetFacts(held, fakes.FLEET.memory), NOW))
-    rows = top_rows.families(inputs, config, NOW, ZONE).rows
+    rows = top_fleet.families(inputs, config, NOW, ZONE).rows
     assert [row.cells for row in rows] == expected
 
 
 def test_families_say_when_the_budget_could_not_be_read() -> None:
-    rows = top_rows.families(full(usage=Loaded()), fakes.CONFIG, NOW, ZONE).rows
+    rows = top_fleet.families(full(usage=Loaded()), fakes.CONFIG, NOW, ZONE).rows
     assert rows[0].cells == ("claude", "OK", "available (today's budget not read yet)")
 
 
@@ -205,11 +206,11 @@ def test_families_say_when_the_budget_could_not_be_read() -> None:
     ],
 )
 def test_run_state(agent_run: fakes.AgentRun, state: str) -> None:
-    assert top_rows.run_state(agent_run) == state
+    assert top_fleet.run_state(agent_run) == state
 
 
 def test_runs_sort_active_first_then_done_failed_cancelled_newest_first() -> None:
-    ordered = top_rows.sort_runs(fakes.RUNS)
+    ordered = top_fleet.sort_runs(fakes.RUNS)
     assert [(r.issue, r.phase.value) for r in ordered] == [
         (8, "waiting"),
         (7, "running"),
@@ -247,7 +248,7 @@ def test_a_run_that_never_started_shows_no_start_or_duration() -> None:
 
 
 def test_roll_up_buckets_today_week_from_sunday_and_all_time() -> None:
-    rolled = top_rows.roll_up(fakes.USAGE, NOW, ZONE)
+    rolled = top_costs.roll_up(fakes.USAGE, NOW, ZONE)
     assert rolled["today"] == Bucket(2, pytest.approx(1.25 + 0.1262, abs=1e-4), 305_000)  # type: ignore[arg-type]
     assert (rolled["week"].jobs, rolled["all"].jobs) == (3, 4)
     assert list(rolled["models"]) == ["claude-sonnet-4-5", "claude-opus-4-6", "gpt-5"]
@@ -264,12 +265,12 @@ def test_roll_up_buckets_today_week_from_sunday_and_all_time() -> None:
     ],
 )
 def test_week_starts_at_the_last_sunday_midnight(now: datetime, start: datetime) -> None:
-    assert top_rows.week_start(now, ZONE) == start
+    assert top_costs.week_start(now, ZONE) == start
 
 
 def test_today_is_local_midnight_in_the_given_zone() -> None:
     berlin = ZoneInfo("Europe/Berlin")
-    assert top_rows.local_midnight(datetime(2026, 12, 1, 0, 30, tzinfo=UTC), berlin).isoformat() == (
+    assert top_costs.local_midnight(datetime(2026, 12, 1, 0, 30, tzinfo=UTC), berlin).isoformat() == (
         "2026-12-01T00:00:00+01:00"
     )
 
@@ -322,7 +323,7 @@ def test_pull_rows_are_numbered_for_the_copy_keys_and_show_the_lease_holder() ->
 def test_lease_rows_mark_expired_ones() -> None:
     expired = controls.Controls(leases=(fakes.LEASE,))
     later = NOW + timedelta(hours=13)
-    section = top_rows.leases(
+    section = top_fleet.leases(
         full(fleet=Loaded().ok(FleetFacts(expired, fakes.FLEET.memory), NOW)), later, ZONE
     )
     assert section.rows[0].cells[5] == "22:00:00 (expired)"
@@ -333,7 +334,7 @@ def test_lease_rows_mark_expired_ones() -> None:
 
 
 def test_scan_summary_becomes_decision_rows_and_lines() -> None:
-    rows, lines = top_rows.scan_rows(fakes.SCAN_MARKDOWN)
+    rows, lines = top_scan.scan_rows(fakes.SCAN_MARKDOWN)
     assert rows == [
         ("handed off", "acme/api#3", "", "implement by claude-b succeeded → needs-review"),
         ("errors", "", "", "acme/web: 502 from GitHub"),
@@ -347,7 +348,7 @@ def test_scan_summary_becomes_decision_rows_and_lines() -> None:
 
 
 def test_a_paused_scan_says_so() -> None:
-    assert top_rows.scan_rows("# k3sc dispatch\n\n**Paused**: no new work claimed.\n") == (
+    assert top_scan.scan_rows("# k3sc dispatch\n\n**Paused**: no new work claimed.\n") == (
         [],
         ["Paused: no new work claimed."],
     )

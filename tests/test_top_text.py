@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 
-from k3sc.tui import top_rows, top_text
+from k3sc.tui import top_dashboard, top_text
 from tests.top import fakes
 
 GOLDEN = Path(__file__).parent / "top" / "golden" / "top_once.txt"
@@ -22,7 +22,7 @@ GOLDEN = Path(__file__).parent / "top" / "golden" / "top_once.txt"
 
 def snapshot(source: fakes.FakeSource) -> str:
     inputs = asyncio.run(top_text.collect(source, fakes.NOW))
-    dashboard = top_rows.build(inputs, fakes.CONFIG, fakes.NOW, ZoneInfo("UTC"), "config")
+    dashboard = top_dashboard.build(inputs, fakes.CONFIG, fakes.NOW, ZoneInfo("UTC"), "config")
     out = io.StringIO()
     top_text.print_snapshot(dashboard, Console(file=out, width=200, color_system=None, highlight=False))
     return out.getvalue()

@@ -29,13 +29,13 @@ def top(
     slots_source = loaded.source_of("max_slots")
     source = service.Live(loaded.config, slots_source)
     if json_ or once:
-        from k3sc.tui import top_rows, top_text
+        from k3sc.tui import top_dashboard, top_rows, top_text
 
         now = datetime.now(UTC)
         inputs = _output.run(top_text.collect(source, now))
         if inputs.fleet.error is not None:
             raise OrchestrationError(f"Prefect: {inputs.fleet.error}")
-        dashboard = top_rows.build(inputs, loaded.config, now, None, slots_source)
+        dashboard = top_dashboard.build(inputs, loaded.config, now, None, slots_source)
         if json_:
             _output.print_json(dashboard.as_json())
             return

@@ -25,7 +25,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from k3sc.errors import K3scError
-from k3sc.tui import top_rows, top_text
+from k3sc.tui import top_dashboard, top_rows, top_text
 from k3sc.tui._base import RefreshingApp, StatusLine
 from k3sc.tui.top_logs import LogScreen
 
@@ -258,7 +258,9 @@ class TopApp(RefreshingApp[None]):
         return text
 
     def _render(self) -> None:
-        self.dashboard = top_rows.build(self.inputs, self.config, self.clock(), self.zone, self.slots_source)
+        self.dashboard = top_dashboard.build(
+            self.inputs, self.config, self.clock(), self.zone, self.slots_source
+        )
         header = Text(self.dashboard.header, style="bold")
         if self.dashboard.header_values.get("paused"):
             header.highlight_words(["PAUSED"], style="bold black on red")
