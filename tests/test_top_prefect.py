@@ -151,6 +151,14 @@ def test_usage_is_read_again_only_from_the_newest_artifact_on(deployed: Deployed
     assert second[-1].record.agent == "codex-a"
 
 
+def test_an_idle_github_refresh_is_all_not_modified(deployed: Deployed) -> None:
+    live = Live(k3sc_config.load().config)
+    first = asyncio.run(live.github())
+    again = asyncio.run(live.github())
+    assert (len(again.issues), len(again.pulls)) == (len(first.issues), len(first.pulls))
+    assert again.requests > 0 and again.not_modified == again.requests  # 304s cost no rate limit
+
+
 async def test_p_pauses_and_resumes_the_real_dispatcher(deployed: Deployed) -> None:
     loaded = k3sc_config.load()
     app = TopApp(Live(loaded.config), loaded.config, prefect_seconds=3600, github_seconds=3600)
