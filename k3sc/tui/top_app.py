@@ -149,6 +149,7 @@ class TopApp(RefreshingApp[None]):
         self.dashboard: top_rows.Dashboard | None = None
         self.busy: set[str] = set()  # sources with a load in flight
         self.acting: set[str] = set()  # actions in flight
+        self.shown: dict[str, tuple[top_rows.Row, ...]] = {}  # each table's rows as last filled
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="title")
@@ -277,6 +278,9 @@ class TopApp(RefreshingApp[None]):
         if not part.rows and part.empty:
             title.append(f"\n  {part.empty}", style="dim")
         self.query_one(f"#title-{part.key}", Static).update(title)
+        if self.shown.get(part.key) == part.rows:
+            return  # refilling a table is most of a refresh's CPU; an idle tick changes no rows
+        self.shown[part.key] = part.rows
         table: DataTable[Text] = self.query_one(f"#table-{part.key}", DataTable)
         row = table.cursor_row
         table.clear(columns=not table.columns)
