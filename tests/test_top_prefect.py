@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from k3sc import config as k3sc_config
 from k3sc.labels import Kind
-from k3sc.models import Issue, Repo
+from k3sc.models import Issue, Outcome, Repo
 from k3sc.orchestration import controls, dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.services import fleet
@@ -93,14 +94,7 @@ async def _publish(api_url: str, data: str, log: str | None = None) -> None:
     async with PrefectAPI(api_url) as api:
         await api.post_json("artifacts/", {"key": "k3sc-agent-usage", "type": "table", "data": data})
         if log is not None:
-            entry = {
-                "name": "prefect.flow_runs",
-                "level": 40,
-                "message": log,
-                "timestamp": datetime.now(UTC).isoformat(),
-                "flow_run_id": str(uuid.uuid4()),
-            }
-            await api.post_json("logs/", [entry])
+            await api.post_json("logs/", [_log(str(uuid.uuid4()), log, level=40)])
 
 
 def test_json_shows_the_deployed_world(deployed: Deployed) -> None:
@@ -214,3 +208,75 @@ def test_no_reachable_server_is_one_line_and_exit_1(tmp_path: Path) -> None:
     result = invoke(["top", "--once"], code=1, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert result.stderr.startswith("error: Prefect: Prefect API at http://127.0.0.1:9/api unreachable")
     assert result.stderr.count("\n") == 1
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """The real transport, noting each request's method and path."""
+
+    def __init__(self, seen: list[str]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.seen = seen
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(f"{request.method} {request.url.path.split('/api/', 1)[1]}")
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class CountedLive(Live):
+    def __init__(self, config: k3sc_config.Config, api_url: str) -> None:
+        super().__init__(config)
+        self.api_url = api_url
+        self.seen: list[str] = []
+
+    def _api(self) -> PrefectAPI:
+        return PrefectAPI(self.api_url, transport=Counting(self.seen))
+
+
+async def test_a_steady_prefect_tick_costs_eight_requests_however_many_agents_run(deployed: Deployed) -> None:
+    api_url = deployed.env["PREFECT_API_URL"]
+    repo = Repo(deployed.world.repos[0].owner, deployed.world.repos[0].name)
+    live = CountedLive(k3sc_config.load().config, api_url)
+    async with PrefectAPI(api_url) as api:
+        started = []
+        for number in (101, 102, 103):
+            issue = Issue(repo, number, "busy", "alice", datetime.now(UTC), ("ready",))
+            run = await runs.submit(api, Dispatch(issue, Kind.IMPLEMENT, f"claude-{number}", 1))
+            await api.set_state(run.id, "RUNNING", force=True)
+            started.append(run)
+        try:
+            await api.post_json("logs/", [_log(started[0].id, "[tool] Bash: pytest")])
+            for _ in range(2):  # the first tick learns each run's last line; the second is steady
+                live.seen.clear()
+                facts = await live.runs()
+                for source in (live.fleet, live.usage, live.scan, live.security):
+                    await source()
+            assert facts.last_lines[started[0].id] == "[tool] Bash: pytest"
+            assert sorted(live.seen) == sorted(
+                [
+                    "POST variables/filter",  # leases, disabled, parked, slots, pause
+                    "GET variables/name/k3sc-dispatch-state",
+                    "POST flow_runs/filter",  # not handed off yet
+                    "POST flow_runs/filter",  # the most recent
+                    "POST logs/filter",  # the newest line of every running agent
+                    "POST artifacts/filter",  # usage since the last one seen
+                    "POST artifacts/filter",  # the last scan summary
+                    "POST logs/filter",  # security events
+                ]
+            )
+        finally:
+            for run in started:
+                await api.set_state(run.id, "CANCELLED", force=True)
+                await runs.mark_handed_off(api, run, Outcome.STOPPED)
+
+
+def _log(run_id: str, message: str, level: int = 20) -> dict[str, Any]:
+    return {
+        "name": "prefect.flow_runs",
+        "level": level,
+        "message": message,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "flow_run_id": run_id,
+    }

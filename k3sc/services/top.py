@@ -10,14 +10,14 @@ Usage is read incrementally: after the first pass only artifacts newer than the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from k3sc import names, retrying, usage
 from k3sc.config import Config
-from k3sc.models import AgentRun, Issue, Pull, Repo
+from k3sc.models import AgentRun, Issue, Pull, Repo, RunPhase
 from k3sc.orchestration import controls, dispatch_state, ledger, runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.services import dispatch, fleet, steering
@@ -106,6 +106,7 @@ class Live:
         self.max_slots_source = max_slots_source
         self._usage: dict[str, UsageEntry] = {}
         self._usage_seen: datetime | None = None
+        self._last_lines: dict[str, str] = {}  # running run → its newest log line ("" if none yet)
 
     def _api(self) -> PrefectAPI:
         return PrefectAPI.from_env(retry=PATIENCE, timeout=10.0)
@@ -127,9 +128,9 @@ class Live:
             for flow_run in recent:
                 if flow_run.id not in found and (run := runs.to_agent_run(flow_run)) is not None:
                     found[run.id] = run
-            running = [r.id for r in found.values() if r.phase.active]
-            last = await last_lines(api, running)
-        return RunFacts(tuple(found.values()), last)
+            running = [r.id for r in found.values() if r.phase is RunPhase.RUNNING]
+            self._last_lines = await last_lines(api, running, self._last_lines)
+        return RunFacts(tuple(found.values()), {k: v for k, v in self._last_lines.items() if v})
 
     async def usage(self) -> tuple[UsageEntry, ...]:
         """Every usage artifact; after the first call, one request for what is new since the last."""
@@ -245,19 +246,22 @@ async def run_log(api: PrefectAPI, run_id: str, lines: int) -> list[LogLine]:
     ][::-1]
 
 
-async def last_lines(api: PrefectAPI, run_ids: Iterable[str]) -> dict[str, str]:
-    """Each run's newest log line: one request for all, then one per run the first page missed."""
+async def last_lines(api: PrefectAPI, run_ids: Iterable[str], known: Mapping[str, str]) -> dict[str, str]:
+    """Each run's newest log line, updated from what was `known` at the last refresh.
+
+    One request for the newest lines of all the runs; a run that has not logged among those keeps
+    its known line, and only a run seen for the first time costs one request of its own. So a
+    steady fleet costs one request a refresh however many agents run.
+    """
     wanted = list(run_ids)
     if not wanted:
         return {}
     body = {"logs": {"flow_run_id": {"any_": wanted}}, "sort": "TIMESTAMP_DESC", "limit": 200}
-    last: dict[str, str] = {}
+    fresh: dict[str, str] = {}
     for log in (await api.post_json("logs/filter", body)) or []:
-        last.setdefault(str(log.get("flow_run_id")), str(log["message"]))
-    missing = [r for r in wanted if r not in last]
-    for run_id, tail in zip(
-        missing, await asyncio.gather(*(run_log(api, r, 1) for r in missing)), strict=True
-    ):
-        if tail:
-            last[run_id] = tail[-1].text
+        fresh.setdefault(str(log.get("flow_run_id")), str(log["message"]))
+    last = {r: fresh.get(r, known.get(r, "")) for r in wanted}
+    new = [r for r in wanted if r not in fresh and r not in known]
+    for run_id, tail in zip(new, await asyncio.gather(*(run_log(api, r, 1) for r in new)), strict=True):
+        last[run_id] = tail[-1].text if tail else ""
     return last
