@@ -17,7 +17,7 @@ import pytest
 from k3sc import config as k3sc_config
 from k3sc.labels import Kind
 from k3sc.models import Issue, Outcome, Repo
-from k3sc.orchestration import controls, dispatch_state, runs
+from k3sc.orchestration import controls, dispatch_state, ledger, runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.services import fleet
 from k3sc.services.top import Live
@@ -143,6 +143,13 @@ def test_usage_is_read_again_only_from_the_newest_artifact_on(deployed: Deployed
     second = asyncio.run(live.usage())
     assert len(second) == len(first) + 1
     assert second[-1].record.agent == "codex-a"
+    assert len(asyncio.run(_ledger_since(api_url, datetime(2000, 1, 1, tzinfo=UTC)))) == len(second)
+
+
+async def _ledger_since(api_url: str, start: datetime) -> list[UsageRecord]:
+    """`k3sc status`'s ledger read, which shares its paging with the dashboard's."""
+    async with PrefectAPI(api_url) as api:
+        return await ledger.since(api, start)
 
 
 def test_an_idle_github_refresh_is_all_not_modified(deployed: Deployed) -> None:
