@@ -181,7 +181,7 @@ class Live:
         return GitHubFacts(
             tuple(issues.items),
             tuple(pulls.items),
-            tuple(str(f) for f in (*issues.failures, *pulls.failures)),
+            tuple(dict.fromkeys(f"{f.repo}: {f.error}" for f in (*issues.failures, *pulls.failures))),
             requests=budget.requests,
             not_modified=budget.not_modified,
             remaining=budget.remaining,

@@ -1,6 +1,6 @@
 """The live `k3sc top` view: the fleet, its runs, costs, GitHub and the last scan, with keys that act.
 
-Every source loads in its own thread worker on its own timer (Prefect ones every few seconds,
+Every source loads in its own worker on its own timer (Prefect ones every few seconds,
 GitHub every 30 s through the ETag cache), so a slow or failing source delays only its own
 sections, which say so on their title line; a source still loading is not asked again. The
 sections are rebuilt from `top_rows.build` after every answer. Keys act through the same services
@@ -207,24 +207,19 @@ class TopApp(RefreshingApp[None]):
         self._fetch(name, fetch)
         return True
 
-    @work(thread=True, group="load", exit_on_error=False)
+    # Async workers, not thread workers: every source is I/O-bound and async to the socket, so
+    # waiting never holds the screen, and on quit a hung request is cancelled at once instead of
+    # being waited for (a thread would keep the process alive until its retries ran out).
+    @work(group="load", exit_on_error=False)
     async def _fetch(self, name: str, fetch: Callable[[], Awaitable[Any]]) -> None:
-        # Runs in a worker thread with its own event loop: the screen never waits for it.
         try:
             data = await fetch()
         except Exception as exc:
-            self._back(
-                self._loaded,
-                name,
-                None,
-                f"{type(exc).__name__}: {exc}" if not isinstance(exc, K3scError) else str(exc),
+            self._loaded(
+                name, None, str(exc) if isinstance(exc, K3scError) else f"{type(exc).__name__}: {exc}"
             )
         else:
-            self._back(self._loaded, name, data, None)
-
-    def _back(self, callback: Callable[..., None], *args: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the app closed while the worker ran
-            self.call_from_thread(callback, *args)
+            self._loaded(name, data, None)
 
     def _loaded(self, name: str, data: Any, error: str | None) -> None:
         self.busy.discard(name)
@@ -317,7 +312,7 @@ class TopApp(RefreshingApp[None]):
         self.set_status(f"{label}…")
         self._do(label, action, reload)
 
-    @work(thread=True, group="act", exit_on_error=False)
+    @work(group="act", exit_on_error=False)
     async def _do(self, label: str, action: Callable[[], Awaitable[str]], reload: Sequence[str]) -> None:
         try:
             message = await action()
@@ -325,7 +320,7 @@ class TopApp(RefreshingApp[None]):
             message = f"{label} failed: {exc}"
         except Exception as exc:
             message = f"{label} failed: {type(exc).__name__}: {exc}"
-        self._back(self._acted, label, message, reload)
+        self._acted(label, message, reload)
 
     def _acted(self, label: str, message: str, reload: Sequence[str]) -> None:
         self.acting.discard(label)

@@ -65,14 +65,13 @@ class LogScreen(Screen[None]):
         ids = [str(r.values["id"]) for r in self.runs]
         self._read(ids)
 
-    @work(thread=True, group="logs", exit_on_error=False)
+    @work(group="logs", exit_on_error=False)
     async def _read(self, ids: list[str]) -> None:
         try:
             found: dict[str, list[LogLine]] | str = await self.source.logs(ids, self.lines)
         except Exception as exc:
             found = f"{type(exc).__name__}: {exc}"
-        with contextlib.suppress(RuntimeError):  # the app closed while we read
-            self.app.call_from_thread(self._show, found)
+        self._show(found)
 
     def _show(self, found: dict[str, list[LogLine]] | str) -> None:
         self.reading = False

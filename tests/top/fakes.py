@@ -7,6 +7,7 @@ every action is recorded in `done` with what it was asked.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -184,10 +185,13 @@ class FakeSource:
         self.calls: dict[str, int] = {}
         self.paused = paused
 
-    def _answer(self, name: str, value: Any) -> Any:
+    async def _answer(self, name: str, value: Any) -> Any:
         self.calls[name] = self.calls.get(name, 0) + 1
         if name in self.slow:
-            self.gate.wait(self.slow_for)
+            waited = 0.0
+            while not self.gate.is_set() and waited < self.slow_for:
+                await asyncio.sleep(0.01)  # cancellable, like a real request
+                waited += 0.01
         if name in self.failing:
             raise OrchestrationError(f"Prefect API POST /{name}/filter → 500: boom")
         return value
@@ -200,29 +204,29 @@ class FakeSource:
             max_slots_set=FLEET.controls.max_slots_set,
             paused=self.paused,
         )
-        answer: FleetFacts = self._answer("fleet", FleetFacts(held, FLEET.memory))
+        answer: FleetFacts = await self._answer("fleet", FleetFacts(held, FLEET.memory))
         return answer
 
     async def runs(self) -> RunFacts:
-        answer: RunFacts = self._answer("runs", RunFacts(RUNS, LAST_LINES))
+        answer: RunFacts = await self._answer("runs", RunFacts(RUNS, LAST_LINES))
         return answer
 
     async def usage(self) -> tuple[UsageEntry, ...]:
-        answer: tuple[UsageEntry, ...] = self._answer("usage", USAGE)
+        answer: tuple[UsageEntry, ...] = await self._answer("usage", USAGE)
         return answer
 
     async def scan(self) -> ScanFacts:
-        answer: ScanFacts = self._answer(
+        answer: ScanFacts = await self._answer(
             "scan", ScanFacts(SCAN_MARKDOWN, NOW - timedelta(minutes=1), "scan-1")
         )
         return answer
 
     async def security(self) -> tuple[SecurityEvent, ...]:
-        answer: tuple[SecurityEvent, ...] = self._answer("security", SECURITY)
+        answer: tuple[SecurityEvent, ...] = await self._answer("security", SECURITY)
         return answer
 
     async def github(self) -> GitHubFacts:
-        answer: GitHubFacts = self._answer("github", GITHUB)
+        answer: GitHubFacts = await self._answer("github", GITHUB)
         return answer
 
     async def logs(self, run_ids: Sequence[str], lines: int) -> dict[str, list[LogLine]]:
