@@ -42,7 +42,7 @@ def rows(app: TopApp, key: str) -> int:
 
 
 async def settle(app: TopApp, pilot: Pilot[None], *, until: int = 6) -> None:
-    """Wait until `until` sources have answered (workers finish in threads, then call back)."""
+    """Wait until `until` sources have answered (each in its own background worker)."""
     for _ in range(200):
         await pilot.pause(0.01)
         if app.loads >= until and not app.acting:
@@ -222,6 +222,17 @@ async def test_l_shows_every_running_agent() -> None:
         assert source.done == [("logs", ("run-api-8-1", "run-api-7-1"))]
         assert app.screen.text.plain.splitlines()[0] == " claude-a acme/api#7  running"  # type: ignore[attr-defined]
         assert "(no log lines yet)" in app.screen.text.plain  # type: ignore[attr-defined]
+
+
+async def test_q_quits_at_once_while_a_source_hangs() -> None:
+    source = fakes.FakeSource(slow=["github"], slow_for=120)
+    app = app_for(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot, until=5)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+    assert "github" not in source.finished  # its request was cancelled, not waited for
 
 
 async def test_q_quits() -> None:

@@ -183,6 +183,7 @@ class FakeSource:
         self.gate = threading.Event()
         self.done: list[tuple[str, Any]] = []
         self.calls: dict[str, int] = {}
+        self.finished: set[str] = set()  # sources whose (slow) wait ran to its end
         self.paused = paused
 
     async def _answer(self, name: str, value: Any) -> Any:
@@ -192,6 +193,7 @@ class FakeSource:
             while not self.gate.is_set() and waited < self.slow_for:
                 await asyncio.sleep(0.01)  # cancellable, like a real request
                 waited += 0.01
+            self.finished.add(name)
         if name in self.failing:
             raise OrchestrationError(f"Prefect API POST /{name}/filter → 500: boom")
         return value
