@@ -248,8 +248,13 @@ async def conclude(
     # A forced scan that found nothing does not stretch the backoff.
     idle = idle_before if force and not busy else backoff.after_scan(idle_before, busy)
     due = next_due(svc.config, idle, steps.now())
+    # A parked family's return is worth a scan: its waiting work starts then, not an hour later.
+    wake = report.last.wake_at if report.last else None
+    waking = wake is not None and wake < due
+    if wake is not None and waking:
+        due = wake
     memory = memory.model_copy(update={"idle_scans": idle, "last_scan": started})
-    memory = await steps.schedule_next_scan(svc, memory, own_id, due, move=not force or busy)
+    memory = await steps.schedule_next_scan(svc, memory, own_id, due, move=not force or busy or waking)
     report.next_due = memory.next_due
     await dispatch_state.save(svc.api, memory)
     return memory

@@ -35,6 +35,27 @@ from k3sc.models import Repo
 ENV_CONFIG = "K3SC_CONFIG"
 ENV_HOME = "K3SC_HOME"
 ENV_MAX_SLOTS = "MAX_SLOTS"
+
+# Environment variables whose values are secrets. k3sc's own processes (the Prefect server, the
+# workers and so every flow run) never inherit them from `k3sc up`: flows read credentials from
+# Prefect blocks, and an agent gets exactly the ones its run needs (`k3sc.agent.prompts.agent_env`).
+SECRET_ENV_VARS = frozenset(
+    {
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "GH_ENTERPRISE_TOKEN",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "OPENAI_API_KEY",
+        "CODEX_AUTH_JSON",
+        "K3SC_WEBHOOK_SECRET",
+        "K3SC_DATABASE_URL",
+    }
+)
 ENV_API_URL = "K3SC_GITHUB_API_URL"
 
 MAX_SLOT_LETTERS = 26

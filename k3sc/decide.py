@@ -183,6 +183,8 @@ class Decisions:
     families: dict[str, str] = field(default_factory=dict)  # family → "available" or why not
     slots: int = 0  # the capacity planned with
     pool: str = "process"  # where agent runs execute: process | kubernetes
+    wake_at: datetime | None = None  # when the first parked family comes back; scan no later
+    resumes_soon: bool = False  # a park ends within scan.min_interval: more work is coming
 
     @property
     def intents_kept(self) -> list[Intent]:
@@ -213,6 +215,7 @@ class Decisions:
             or self.plan.dispatches
             or self.active_runs
             or self.expired
+            or self.resumes_soon
         )
 
     def controls(self) -> dict[str, Any]:
@@ -278,6 +281,7 @@ def decide(facts: Facts, config: Config, now: datetime) -> Decisions:
     parks = [*facts.parks, *(p for h in handoffs if (p := h.park) is not None)]
     held = usage.admission(list(facts.spent_today), usage.Caps.of(config.budget))
     unavailable = availability(facts.disabled, parks, now, held)
+    wake = min((resets for resets, _ in parked_until(parks, now).values()), default=None)
     slots_now = facts.max_slots or config.max_slots
     if facts.paused:
         plan = Plan((), facts.last_family)
@@ -313,6 +317,8 @@ def decide(facts: Facts, config: Config, now: datetime) -> Decisions:
         },
         slots=slots_now,
         pool=config.agent.pool,
+        wake_at=wake,
+        resumes_soon=wake is not None and wake - now <= config.scan.min_interval,
     )
 
 
@@ -329,18 +335,23 @@ def availability(
     its whole family: k3sc does not route agents to accounts).
     """
     off = {family: Unavailable(Refusal.FAMILY_DISABLED, why) for family, why in disabled.items()}
-    until: dict[str, tuple[datetime, LimitHit]] = {}
-    for hit in parks:
-        resets = hit.resets_at
-        if resets is not None and resets > now and (hit.family not in until or resets > until[hit.family][0]):
-            until[hit.family] = (resets, hit)
-    for family, (resets, hit) in until.items():
+    for family, (resets, hit) in parked_until(parks, now).items():
         if family not in off:
             detail = f"family parked until {resets.astimezone(UTC):%H:%M} UTC ({hit.window.value} limit)"
             off[family] = Unavailable(Refusal.FAMILY_PARKED, detail)
     for family, why in (over_budget or {}).items():
         off.setdefault(family, Unavailable(Refusal.DAILY_BUDGET, why))
     return off
+
+
+def parked_until(parks: list[LimitHit], now: datetime) -> dict[str, tuple[datetime, LimitHit]]:
+    """Each parked family's return: the latest reset among its live limit hits, with that hit."""
+    until: dict[str, tuple[datetime, LimitHit]] = {}
+    for hit in parks:
+        resets = hit.resets_at
+        if resets is not None and resets > now and (hit.family not in until or resets > until[hit.family][0]):
+            until[hit.family] = (resets, hit)
+    return until
 
 
 def recover(check: IntentCheck, config: Config) -> Recovery:

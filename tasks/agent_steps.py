@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,11 +102,7 @@ async def confine_agent(config: Config, repo: Repo, prepared: workspace.Workspac
         AgentError: `agent.sandbox` is `on` but no sandbox can be made here.
     """
     log = get_run_logger()
-    bwrap = shutil.which("bwrap")
-    probe_error = await asyncio.to_thread(confine.probe, bwrap) if bwrap else None
-    decision = confine.decide(
-        config.agent.sandbox, platform=sys.platform, bwrap=bwrap, probe_error=probe_error
-    )
+    decision = await asyncio.to_thread(confine.on_this_machine, config.agent.sandbox)
     if decision.error:
         raise AgentError(decision.error)
     if decision.warning:
@@ -138,4 +132,4 @@ async def confine_agent(config: Config, repo: Repo, prepared: workspace.Workspac
         "agent sandboxed by bubblewrap: workspace writable, k3sc's home and %s paths hidden",
         len(layout.hide_dirs) + len(layout.hide_files),
     )
-    return Confinement(guards, bwrap, layout)
+    return Confinement(guards, decision.bwrap, layout)

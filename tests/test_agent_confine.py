@@ -16,8 +16,8 @@ NO_BWRAP = "bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
 @pytest.mark.parametrize(
     ("mode", "platform", "bwrap", "probe_error", "expected"),
     [
-        pytest.param("auto", "linux", "/usr/bin/bwrap", None, Decision(True), id="auto with bwrap sandboxes"),
-        pytest.param("on", "linux", "/usr/bin/bwrap", None, Decision(True), id="on with bwrap sandboxes"),
+        pytest.param("auto", "linux", "/usr/bin/bwrap", None, Decision(True, bwrap="/usr/bin/bwrap"), id="auto with bwrap sandboxes"),
+        pytest.param("on", "linux", "/usr/bin/bwrap", None, Decision(True, bwrap="/usr/bin/bwrap"), id="on with bwrap sandboxes"),
         pytest.param("off", "linux", "/usr/bin/bwrap", None, Decision(False), id="off never sandboxes"),
         pytest.param("off", "darwin", None, None, Decision(False), id="off says nothing anywhere"),
         pytest.param("auto", "linux", None, None, Decision(False, warning=UNAVAILABLE.format(why=NO_BWRAP)),

@@ -17,9 +17,12 @@ import pytest
 import typer
 
 import k3sc
+from k3sc.agent import confine
 from k3sc.cli import _app
 from k3sc.errors import UsageError
 from tests.cli_helpers import invoke
+
+ON_THIS_MACHINE = confine.on_this_machine
 
 GOOD = """\
 repos: [abix-/endless, {owner: abix-, name: k3sc, default_branch: dev}]
@@ -36,6 +39,12 @@ MALFORMED = [
     ),
     pytest.param("scan: {min_interval: soon}", "'scan.min_interval'", id="duration is not a duration"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def working_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees a machine whose bubblewrap works, unless it says otherwise."""
+    monkeypatch.setattr(confine, "on_this_machine", lambda mode: confine.Decision(mode != "off"))
 
 
 @pytest.fixture
@@ -208,6 +217,29 @@ def test_check_warns_when_nothing_can_be_dispatched(
     assert len(result.stderr.splitlines()) == len(warnings)
     for warning in warnings:
         assert warning in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "bwrap", "code", "message"),
+    [
+        pytest.param("agent: {pool: kubernetes}", "/usr/bin/bwrap", 2, "agent.pool is kubernetes",
+                     id="kubernetes mode is deployed, not run by up"),
+        pytest.param("agent: {sandbox: 'on'}", None, 2, "agent.sandbox is on, but bwrap is not installed",
+                     id="sandbox on without bwrap"),
+        pytest.param("agent: {sandbox: auto}", None, 0, "warning: agent runs without a sandbox",
+                     id="sandbox auto without bwrap warns"),
+        pytest.param("agent: {sandbox: 'off'}", None, 0, "config OK", id="sandbox off never looks"),
+    ],
+)  # fmt: skip
+def test_check_refuses_agent_settings_this_machine_cannot_honour(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, text: str, bwrap: str | None, code: int, message: str
+) -> None:
+    monkeypatch.setattr(confine, "on_this_machine", ON_THIS_MACHINE)
+    monkeypatch.setattr(confine.shutil, "which", lambda name: bwrap if name == "bwrap" else None)
+    monkeypatch.setattr(confine, "probe", lambda _: None)
+    config_file.write_text(f"repos: [a/b]\nallowed_authors: [me]\n{text}\n", encoding="utf-8")
+    result = invoke(["config", "check"], code=code, contains=[message])
+    assert (result.stderr == "") == (message == "config OK")
 
 
 # ------------------------------------------------------------------------------- malformed config

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ pytestmark = pytest.mark.prefect
 PRS = 10  # issues 1..10 have an open PR each; 11 is ready; 12 awaits review
 
 
-@pytest.fixture
-def deployed(tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
+def _deploy(root: Path, prefect_api_url: str) -> Deployed:
+    """Ten issues with an open PR each (1..10), #11 ready, #12 awaiting review; k3sc deployed."""
     issues: list[dict[str, Any]] = [
         {"title": f"done {n}", "author": "alice", "labels": ["needs-human"]} for n in range(1, PRS + 1)
     ]
@@ -43,7 +44,7 @@ def deployed(tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPat
         {"title": "to review", "author": "alice", "labels": ["needs-review"]},
     ]
     deployed = deployed_world(
-        tmp_path,
+        root,
         prefect_api_url,
         {
             "owner": "ops",
@@ -59,14 +60,43 @@ def deployed(tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPat
     for n in [*range(1, PRS + 1), 12]:
         _git(remote, "branch", f"issue-{n}", head)
         world.fake.add_pull(repo.owner, repo.name, head=f"issue-{n}", title=f"fix {n}", author="alice")
-    for name in ("K3SC_CONFIG", "GITHUB_TOKEN", "PREFECT_API_URL", "K3SC_CACHE_DIR"):
-        monkeypatch.setenv(name, deployed.env[name])
-    asyncio.run(_clean(prefect_api_url))
+    return deployed
+
+
+@contextmanager
+def _cleaned(deployed: Deployed, prefect_api_url: str) -> Iterator[Deployed]:
+    """Clean operator records before and after; the world stopped at the end."""
     try:
+        asyncio.run(_clean(prefect_api_url))
         yield deployed
     finally:
-        asyncio.run(_clean(prefect_api_url, repo))
+        asyncio.run(_clean(prefect_api_url, deployed.world.repos[0]))
         deployed.stop()
+
+
+def _use(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> Deployed:
+    """Point this test's k3sc commands at the world (after the autouse isolated environment)."""
+    for name in ("K3SC_CONFIG", "GITHUB_TOKEN", "PREFECT_API_URL", "K3SC_CACHE_DIR"):
+        monkeypatch.setenv(name, deployed.env[name])
+    return deployed
+
+
+@pytest.fixture
+def deployed(tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployed]:
+    with _cleaned(_deploy(tmp_path, prefect_api_url), prefect_api_url) as world:
+        yield _use(world, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def shared_world(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Iterator[Deployed]:
+    """One world for the tests that prove a command changes nothing (so they can share it)."""
+    with _cleaned(_deploy(tmp_path_factory.mktemp("untouched"), prefect_api_url), prefect_api_url) as world:
+        yield world
+
+
+@pytest.fixture
+def untouched(shared_world: Deployed, monkeypatch: pytest.MonkeyPatch) -> Deployed:
+    return _use(shared_world, monkeypatch)
 
 
 def _git(remote: Path, *args: str) -> str:
@@ -261,8 +291,9 @@ def test_reset_after_three_failures_lets_the_issue_run_again(deployed: Deployed)
     ],
 )  # fmt: skip
 def test_bad_input_is_one_paragraph_and_changes_nothing(
-    deployed: Deployed, args: list[str], code: int, message: str
+    untouched: Deployed, args: list[str], code: int, message: str
 ) -> None:
+    deployed = untouched
     api_url = deployed.env["PREFECT_API_URL"]
     before = (list(deployed.world.fake.write_log), asyncio.run(_records(api_url)))
     result = invoke(args, code=code, contains=[message])
@@ -300,9 +331,22 @@ async def _put_lease(api_url: str, lease: Lease) -> None:
         await api.set_variable(controls.worker_variable(lease.worker), value, controls.TAGS)
 
 
-async def _records(api_url: str) -> tuple[dict[str, Any], int]:
+async def _records(api_url: str) -> tuple[dict[str, Any], list[str]]:
+    """k3sc's variables and the ids of the runs someone asked for (Prefect's scheduler adds its own)."""
     async with PrefectAPI(api_url) as api:
-        return await api.variables(controls.PREFIX), len(await api.flow_runs(tags_all=["k3sc"]))
+        asked: list[str] = []
+        while page := await api.post_json(
+            "flow_runs/filter",
+            {
+                "flow_runs": {"tags": {"all_": ["k3sc"]}},
+                "sort": "ID_DESC",
+                "limit": 200,
+                "offset": len(asked),
+            },
+        ):
+            asked += [run["id"] if not run.get("auto_scheduled") else "" for run in page]
+        asked = sorted(run_id for run_id in asked if run_id)
+        return await api.variables(controls.PREFIX), asked
 
 
 async def _pool_limit(api_url: str) -> int:

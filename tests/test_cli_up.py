@@ -23,6 +23,12 @@ from tests.cli_helpers import invoke
             "No GitHub credentials found: set GITHUB_TOKEN",
             id="no GitHub token",
         ),
+        pytest.param(
+            "repos: [acme/api]\nallowed_authors: [alice]\nagent: {pool: kubernetes}\n",
+            {},
+            "agent.pool is kubernetes: agent runs are Jobs in your cluster, which `k3sc deploy` sets up",
+            id="kubernetes mode is deployed, not run by up",
+        ),
         pytest.param("max_slots: lots\n", {}, "'max_slots'", id="malformed config"),
     ],
 )

@@ -397,6 +397,31 @@ def test_family_availability(
     assert set(decisions.families) == {"claude", "codex"}
 
 
+@pytest.mark.parametrize(
+    ("parks", "wake_in", "settled"),
+    [
+        pytest.param([], None, True, id="nothing parked: nothing to wake for"),
+        pytest.param([hit("claude", timedelta(hours=2))], timedelta(hours=2), True,
+                     id="a park ending in hours: the next scan comes at its end, nothing is pending now"),
+        pytest.param([hit("claude", timedelta(hours=2)), hit("codex", timedelta(minutes=5))],
+                     timedelta(minutes=5), True, id="the first family back sets the wake-up"),
+        pytest.param([hit("claude", timedelta(seconds=30))], timedelta(seconds=30), False,
+                     id="a park ending within scan.min_interval is work still coming"),
+        pytest.param([hit("claude", timedelta(minutes=5)), hit("claude", timedelta(hours=1))],
+                     timedelta(hours=1), True, id="a family returns at its latest reset"),
+        pytest.param([hit("claude", -timedelta(seconds=1))], None, True, id="a park already over wakes nothing"),
+    ],
+)  # fmt: skip
+def test_a_parked_family_is_woken_for_at_its_reset(
+    parks: list[LimitHit], wake_in: timedelta | None, settled: bool
+) -> None:
+    # No issues at all: only the parks speak.
+    the_facts = replace(facts([]), parks=tuple(parks))
+    decisions = decide.decide(the_facts, CONFIG, NOW)
+    assert decisions.wake_at == (NOW + wake_in if wake_in is not None else None)
+    assert decisions.settled is settled
+
+
 def test_the_operators_slot_count_wins_over_the_config() -> None:
     issues = [make_issue(n) for n in range(1, 6)]
     decisions = decide.decide(replace(facts(issues), max_slots=2), make_config(max_slots=5), NOW)

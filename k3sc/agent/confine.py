@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,7 @@ class Decision:
     sandboxed: bool
     warning: str | None = None
     error: str | None = None
+    bwrap: str | None = None  # the launcher, when sandboxed
 
 
 def decide(mode: Mode, *, platform: str, bwrap: str | None, probe_error: str | None) -> Decision:
@@ -91,7 +93,7 @@ def decide(mode: Mode, *, platform: str, bwrap: str | None, probe_error: str | N
     elif probe_error is not None:
         why = f"bwrap cannot start a sandbox here: {probe_error}"
     if why is None:
-        return Decision(True)
+        return Decision(True, bwrap=bwrap)
     # `on` means the user relies on it: never run unconfined.
     if mode == "on":
         return Decision(False, error=f"agent.sandbox is on, but {why}; install it or set agent.sandbox: off")
@@ -100,6 +102,15 @@ def decide(mode: Mode, *, platform: str, bwrap: str | None, probe_error: str | N
         warning=f"agent runs without a sandbox: {why}. It can read everything this user can "
         "(set agent.sandbox: off to silence this)",
     )
+
+
+def on_this_machine(mode: Mode) -> Decision:
+    """`decide` for this machine: finds bwrap and tries it (blocking: a subprocess, up to 10 s)."""
+    if mode == "off":
+        return Decision(False)
+    bwrap = shutil.which("bwrap")
+    probe_error = probe(bwrap) if bwrap else None
+    return decide(mode, platform=sys.platform, bwrap=bwrap, probe_error=probe_error)
 
 
 def probe(bwrap: str) -> str | None:

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from k3sc.config import SECRET_ENV_VARS
 from k3sc.errors import AgentError
 from k3sc.labels import Family, Kind
 from k3sc.models import Repo
@@ -77,23 +78,6 @@ INHERITED_VARS = frozenset(
     }
 )
 INHERITED_PREFIXES = ("LC_",)
-
-# Values of these are secrets: pass them to `process.run(secrets=...)` for redaction.
-_SECRET_VARS = frozenset(
-    {
-        "GITHUB_TOKEN",
-        "GH_TOKEN",
-        "GH_ENTERPRISE_TOKEN",
-        "CLAUDE_CODE_OAUTH_TOKEN",
-        "ANTHROPIC_API_KEY",
-        "ANTHROPIC_AUTH_TOKEN",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_ACCESS_KEY_ID",
-        "OPENAI_API_KEY",
-        "CODEX_AUTH_JSON",
-    }
-)
 
 
 def render(
@@ -224,7 +208,7 @@ def agent_env(
         env["GITHUB_TOKEN"] = token
         env["GH_TOKEN"] = token
         if host != "github.com":
-            # gh reads GitHub Enterprise credentials from these (reference §4.2 step 13).
+            # gh reads GitHub Enterprise credentials from these.
             env["GH_HOST"] = host
             env["GH_ENTERPRISE_TOKEN"] = token
     env.update({k: v for k, v in (family_secrets or {}).items() if belongs(k, family)})
@@ -241,4 +225,4 @@ def belongs(name: str, family: Family) -> bool:
 
 def secret_values(env: Mapping[str, str]) -> list[str]:
     """The secret values in an agent environment, for `process.run(secrets=...)`."""
-    return [v for k, v in env.items() if k in _SECRET_VARS and v]
+    return [v for k, v in env.items() if k in SECRET_ENV_VARS and v]

@@ -26,6 +26,7 @@ from k3sc.cli import (
     fleet,
     launch,
     leases,
+    logs,
     rotate_auth,
     scan,
     sessions,
@@ -52,6 +53,7 @@ app.command("next")(leases.next_)
 app.command("kill")(steer.kill)
 app.command("reset")(steer.reset)
 app.command("claim")(steer.claim)
+app.command("logs")(logs.logs)
 app.command("sessions")(sessions.sessions)
 app.command("top")(top.top)
 app.command("launch")(launch.launch)

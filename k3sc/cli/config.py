@@ -66,6 +66,10 @@ def check() -> None:
         _output.warn("no repos configured: nothing can ever be dispatched.")
     if not cfg.allowed_authors:
         _output.warn("allowed_authors is empty: nothing can ever be dispatched (only their issues are).")
+    from k3sc.services.up import check_agent_host
+
+    if warning := check_agent_host(cfg):
+        _output.warn(warning)
     typer.echo(
         f"config OK: {loaded.path} ({len(cfg.repos)} repos, {len(cfg.allowed_authors)} allowed authors, "
         f"max_slots {cfg.max_slots})"

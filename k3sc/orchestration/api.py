@@ -23,7 +23,7 @@ import httpx
 from k3sc import retrying
 from k3sc.config import k3sc_home
 from k3sc.errors import OrchestrationError
-from k3sc.orchestration.records import Deployment, FlowRun
+from k3sc.orchestration.records import Deployment, FlowRun, LogRecord
 
 PAGE = 200  # the server rejects larger flow-run pages with 422
 
@@ -47,7 +47,7 @@ def resolve_api_url(environ: dict[str, str] | None = None) -> str | None:
 
 
 class PrefectAPI:
-    """The endpoints k3sc needs: deployments, flow runs, states, tags and variables."""
+    """The endpoints k3sc needs: deployments, flow runs, states, tags, logs and variables."""
 
     def __init__(
         self,
@@ -123,6 +123,20 @@ class PrefectAPI:
             return response
         detail = response.text[:300].replace("\n", " ")
         raise OrchestrationError(f"Prefect API {where} → {response.status_code}: {detail}")
+
+    async def _pages(self, path: str, body: dict[str, Any], limit: int | None) -> list[Any]:
+        """A filter endpoint's answers, following pages of 200 until `limit` (None = all)."""
+        found: list[Any] = []
+        while True:
+            page = PAGE if limit is None else min(PAGE, limit - len(found))
+            if page <= 0:
+                return found
+            batch = (
+                await self._request("POST", path, body={**body, "limit": page, "offset": len(found)})
+            ).json()
+            found.extend(batch)
+            if len(batch) < page:
+                return found
 
     def _classify(self, failure: BaseException) -> retrying.Verdict:
         if isinstance(failure, httpx.TransportError):
@@ -206,21 +220,8 @@ class PrefectAPI:
             runs_filter["idempotency_key"] = {"any_": list(idempotency_keys)}
         if deployment_ids:
             runs_filter["deployment_id"] = {"any_": list(deployment_ids)}
-        found: list[FlowRun] = []
-        offset = 0
-        while True:
-            page = PAGE if limit is None else min(PAGE, limit - len(found))
-            if page <= 0:
-                return found
-            body = {"flow_runs": runs_filter, "sort": sort, "limit": page, "offset": offset}
-            batch = [
-                FlowRun.model_validate(r)
-                for r in (await self._request("POST", "flow_runs/filter", body=body)).json()
-            ]
-            found.extend(batch)
-            if len(batch) < page:
-                return found
-            offset += len(batch)
+        body = {"flow_runs": runs_filter, "sort": sort}
+        return [FlowRun.model_validate(r) for r in await self._pages("flow_runs/filter", body, limit)]
 
     async def flow_run(self, run_id: str) -> FlowRun | None:
         response = await self._request("GET", f"flow_runs/{run_id}", ok=(200, 404))
@@ -256,6 +257,27 @@ class PrefectAPI:
         body = {"state": state, "force": force}
         response = await self._request("POST", f"flow_runs/{run_id}/set_state", body=body)
         return str(response.json().get("status", ""))
+
+    # ------------------------------------------------------------------ logs
+
+    async def logs(
+        self,
+        flow_run_id: str,
+        *,
+        after: datetime | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[LogRecord]:
+        """A flow run's log records from `after` on (inclusive), pages of 200 until `limit` (None = all).
+
+        Oldest first, or `newest_first` (the listing reads only a run's last few lines).
+        """
+        logs_filter: dict[str, Any] = {"flow_run_id": {"any_": [flow_run_id]}}
+        if after is not None:
+            logs_filter["timestamp"] = {"after_": after.isoformat()}
+        sort = "TIMESTAMP_DESC" if newest_first else "TIMESTAMP_ASC"
+        body = {"logs": logs_filter, "sort": sort}
+        return [LogRecord.model_validate(r) for r in await self._pages("logs/filter", body, limit)]
 
     # ------------------------------------------------------------------ variables
 

@@ -87,3 +87,19 @@ class Deployment(_Record):
     @classmethod
     def _text(cls, value: Any) -> str:
         return str(value)
+
+
+class LogRecord(_Record):
+    """One line of a flow run's log: who logged it (`name`), at what level, when, and the text."""
+
+    id: str
+    name: str = ""
+    level: int = 20
+    message: str = ""
+    timestamp: datetime
+    flow_run_id: str | None = None
+
+    @field_validator("id", "flow_run_id", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return None if value is None else str(value)

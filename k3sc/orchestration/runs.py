@@ -76,6 +76,11 @@ async def pending_runs(api: PrefectAPI) -> list[AgentRun]:
     return _agent_runs(found)
 
 
+async def recent_runs(api: PrefectAPI, limit: int | None = None) -> list[AgentRun]:
+    """The latest agent runs (by expected start, newest first), up to `limit` (None = all)."""
+    return _agent_runs(await api.flow_runs(tags_all=[names.TAG_AGENT_RUN], limit=limit))
+
+
 async def runs_for_issues(api: PrefectAPI, issue_refs: Iterable[str]) -> list[AgentRun]:
     """The full recorded history of the given issues (`acme/api#7`), in batches."""
     refs = sorted(set(issue_refs))

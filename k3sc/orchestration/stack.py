@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from k3sc.config import SECRET_ENV_VARS
 from k3sc.errors import OrchestrationError
 
 TELEMETRY_OFF = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -66,7 +67,13 @@ def prefect_executable() -> list[str]:
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, **COMMON_SETTINGS}
+    """The environment of a process k3sc starts: this one's, minus secrets, plus Prefect's settings.
+
+    Credentials reach flows through Prefect blocks, never through the environment, so no server,
+    worker or flow-run process shows them in /proc/<pid>/environ.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV_VARS}
+    env.update(COMMON_SETTINGS)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # let the flow subprocesses reuse compiled modules
     env.update(extra or {})
     return env

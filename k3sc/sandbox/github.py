@@ -1,11 +1,11 @@
 """A stateful, in-memory GitHub REST server on real HTTP, for tests and `k3sc up --sandbox`.
 
-Nothing installable plays GitHub offline (reference/test-peers.md A.3), so k3sc carries its
-own: a stdlib ThreadingHTTPServer on 127.0.0.1 in a daemon thread, reachable from sync code,
+Nothing installable plays GitHub offline with real git remotes and caching headers, so k3sc
+carries its own: a stdlib ThreadingHTTPServer on 127.0.0.1 in a daemon thread, reachable from sync code,
 async code and other processes alike. It keeps repos (with real bare git remotes agents push
 to), issues, pull requests, labels and comments; applies writes the way GitHub does; answers
 with bodies built from GitHub's own OpenAPI examples and GitHub's caching and rate-limit
-headers (so githubkit's hishel cache really revalidates and gets 304s); records every
+headers (so k3sc's conditional scans really revalidate and get 304s); records every
 request; and can be told to fail (5xx, secondary and primary rate limits, 422).
 
 This module is the server and the public face; state rules live in github_state, bodies in

@@ -80,6 +80,25 @@ def check_ready(config: Config, source: str) -> None:
         )
 
 
+def check_agent_host(config: Config) -> str | None:
+    """Refuse agent settings this machine cannot honour (exit 2); return a warning worth showing.
+
+    `k3sc up` runs agents as local processes: Kubernetes mode is deployed with `k3sc deploy`, and
+    `agent.sandbox: on` needs a working bubblewrap here, found now rather than at the first run.
+    """
+    from k3sc.agent import confine
+
+    if config.agent.pool == "kubernetes":
+        raise ConfigError(
+            "agent.pool is kubernetes: agent runs are Jobs in your cluster, which `k3sc deploy` sets up; "
+            "`k3sc up` runs agents as local processes (set agent.pool: process to use it)."
+        )
+    decision = confine.on_this_machine(config.agent.sandbox)
+    if decision.error:
+        raise ConfigError(decision.error)
+    return decision.warning
+
+
 async def github_token(config: Config) -> SecretStr | None:
     """The token to store in the credentials block (App credentials are read by the flows)."""
     from k3sc.github import credentials
@@ -113,6 +132,8 @@ def prepare(options: UpOptions, say: Say) -> tuple[Session, SecretStr | None]:
         return session, SecretStr(world.token)
     loaded = k3sc_config.load()
     check_ready(loaded.config, str(loaded.path))
+    if warning := check_agent_host(loaded.config):
+        say(f"warning: {warning}")
     token = asyncio.run(github_token(loaded.config))
     stack = LocalStack(home)
     return Session(home, loaded.config, loaded.path, stack), token
