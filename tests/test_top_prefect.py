@@ -254,13 +254,13 @@ async def test_a_steady_prefect_tick_costs_eight_requests_however_many_agents_ru
             await api.set_state(run.id, "RUNNING", force=True)
             started.append(run)
         try:
-            await api.post_json("logs/", [_log(started[0].id, "[tool] Bash: pytest")])
+            await api.post_json("logs/", [_log(started[0].id, "Running the test suite now.")])
             for _ in range(2):  # the first tick learns each run's last line; the second is steady
                 live.seen.clear()
                 facts = await live.runs()
                 for source in (live.fleet, live.usage, live.scan, live.security):
                     await source()
-            assert facts.last_lines[started[0].id] == "[tool] Bash: pytest"
+            assert facts.last_lines[started[0].id] == "Running the test suite now."
             assert sorted(live.seen) == sorted(
                 [
                     "POST variables/filter",  # leases, disabled, parked, slots, pause

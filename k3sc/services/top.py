@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from k3sc import names, retrying, usage
+from k3sc import names, retrying, runlogs, usage
 from k3sc.config import Config
 from k3sc.models import AgentRun, Issue, Pull, Repo, RunPhase
 from k3sc.orchestration import controls, dispatch_state, ledger, runs
 from k3sc.orchestration.api import PrefectAPI
+from k3sc.orchestration.records import LogRecord
 from k3sc.services import dispatch, fleet, steering
 
 DISPATCH_ARTIFACT = "k3sc-dispatch"  # the dispatcher's scan summary (flows/dispatch.py `publish`)
@@ -239,29 +240,31 @@ async def usage_entries(api: PrefectAPI, since: datetime | None) -> list[UsageEn
 
 
 async def run_log(api: PrefectAPI, run_id: str, lines: int) -> list[LogLine]:
-    body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_DESC", "limit": lines}
-    found = (await api.post_json("logs/filter", body)) or []
-    return [
-        LogLine(_when(log["timestamp"]), int(log.get("level") or 0), str(log["message"])) for log in found
-    ][::-1]
+    """The run's last `lines` log records, oldest first (`k3sc logs` reads them the same way)."""
+    records = await api.logs(run_id, newest_first=True, limit=lines)
+    return [LogLine(r.timestamp, r.level, r.message) for r in reversed(records)]
 
 
 async def last_lines(api: PrefectAPI, run_ids: Iterable[str], known: Mapping[str, str]) -> dict[str, str]:
-    """Each run's newest log line, updated from what was `known` at the last refresh.
+    """Each run's last meaningful line (`k3sc logs`' rule), updated from what was `known`.
 
-    One request for the newest lines of all the runs; a run that has not logged among those keeps
-    its known line, and only a run seen for the first time costs one request of its own. So a
-    steady fleet costs one request a refresh however many agents run.
+    One request for the newest lines of all the runs; a run that said nothing meaningful among
+    those keeps its known line, and only a run seen for the first time costs a request of its own
+    (its last 50 records). So a steady fleet costs one request a refresh however many agents run.
     """
     wanted = list(run_ids)
     if not wanted:
         return {}
     body = {"logs": {"flow_run_id": {"any_": wanted}}, "sort": "TIMESTAMP_DESC", "limit": 200}
-    fresh: dict[str, str] = {}
-    for log in (await api.post_json("logs/filter", body)) or []:
-        fresh.setdefault(str(log.get("flow_run_id")), str(log["message"]))
+    newest: dict[str, list[LogRecord]] = {}
+    for raw in (await api.post_json("logs/filter", body)) or []:
+        record = LogRecord.model_validate(raw)
+        newest.setdefault(record.flow_run_id or "", []).append(record)
+    fresh = {r: line for r, records in newest.items() if (line := runlogs.last_meaningful(reversed(records)))}
     last = {r: fresh.get(r, known.get(r, "")) for r in wanted}
     new = [r for r in wanted if r not in fresh and r not in known]
-    for run_id, tail in zip(new, await asyncio.gather(*(run_log(api, r, 1) for r in new)), strict=True):
-        last[run_id] = tail[-1].text if tail else ""
+    for run_id, records in zip(
+        new, await asyncio.gather(*(api.logs(r, newest_first=True, limit=50) for r in new)), strict=True
+    ):
+        last[run_id] = runlogs.last_meaningful(reversed(records))
     return last
