@@ -31,6 +31,7 @@ from k3sc.cli import (
     scan,
     sessions,
     steer,
+    top,
     up,
 )
 
@@ -54,6 +55,7 @@ app.command("reset")(steer.reset)
 app.command("claim")(steer.claim)
 app.command("logs")(logs.logs)
 app.command("sessions")(sessions.sessions)
+app.command("top")(top.top)
 app.command("launch")(launch.launch)
 app.command("cargo-lock", context_settings=cargo_lock.CONTEXT)(cargo_lock.cargo_lock)
 app.command("deploy")(deploy.deploy)

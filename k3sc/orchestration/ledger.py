@@ -7,6 +7,7 @@ Reading it is one filter request per 200 runs, newest first, stopping at midnigh
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,16 @@ from k3sc.orchestration.api import PAGE, PrefectAPI
 async def since(api: PrefectAPI, start: datetime) -> list[usage.UsageRecord]:
     """Usage of every agent run whose artifact was created at or after `start`."""
     records: list[usage.UsageRecord] = []
+    async for artifact in artifacts(api, start):
+        try:
+            records.append(usage.UsageRecord.from_artifact_data(str(artifact.get("data") or "")))
+        except ValueError:
+            continue  # not one of ours, or written by an older k3sc: it counts nothing
+    return records
+
+
+async def artifacts(api: PrefectAPI, start: datetime | None) -> AsyncIterator[dict[str, Any]]:
+    """The raw usage artifacts created at or after `start` (all for None), newest first, paged."""
     offset = 0
     while True:
         body: dict[str, Any] = {
@@ -28,14 +39,11 @@ async def since(api: PrefectAPI, start: datetime) -> list[usage.UsageRecord]:
         batch = (await api.post_json("artifacts/filter", body)) or []
         for artifact in batch:
             created = datetime.fromisoformat(str(artifact["created"]).replace("Z", "+00:00"))
-            if created < start:
-                return records
-            try:
-                records.append(usage.UsageRecord.from_artifact_data(str(artifact.get("data") or "")))
-            except ValueError:
-                continue  # not one of ours, or written by an older k3sc: it counts nothing
+            if start is not None and created < start:
+                return
+            yield artifact
         if len(batch) < PAGE:
-            return records
+            return
         offset += len(batch)
 
 
