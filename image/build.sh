@@ -13,8 +13,9 @@
 #                  (root; kept and reused; K3SC_REBUILD_BASE=1 remakes it); the build then never pulls
 #   --ca-cert      a CA to trust while building (a TLS-intercepting proxy); never stored in the image
 #
-# Buildah runs with `--isolation chroot` and, unless STORAGE_DRIVER says otherwise, the vfs storage
-# driver, so it works as root inside an unprivileged container. Prints the image's size when done.
+# Buildah runs with `--isolation chroot` (no OCI runtime needed, so it works as root inside an
+# unprivileged container) and its configured storage (/etc/containers/storage.conf: overlay, or
+# vfs where overlay cannot mount). Prints the build time and the image's size when done.
 set -euo pipefail
 
 usage() {
@@ -74,9 +75,6 @@ docker | podman | buildah) command -v "$engine" >/dev/null 2>&1 || die "--engine
 esac
 [[ -n $tag ]] || die "--tag must not be empty"
 [[ -z $ca_cert || -s $ca_cert ]] || die "--ca-cert: $ca_cert is not a readable, non-empty file"
-if [[ $engine == buildah ]]; then
-    export STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
-fi
 
 # Make a Debian bookworm base like the official slim image: minbase, the updates and security
 # suites in its sources, no documentation or apt caches.

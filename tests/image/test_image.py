@@ -41,11 +41,7 @@ BUILD_TIMEOUT = 3600  # from scratch on two shared cores with vfs storage; layer
 
 
 def buildah(*args: str, timeout: float = 120) -> str:
-    # vfs: the storage driver that works as root inside an unprivileged container (build.sh's default).
-    env = {**os.environ, "STORAGE_DRIVER": os.environ.get("STORAGE_DRIVER", "vfs")}
-    result = subprocess.run(
-        ["buildah", *args], env=env, check=False, capture_output=True, text=True, timeout=timeout
-    )
+    result = subprocess.run(["buildah", *args], check=False, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"buildah {' '.join(args)}: {result.stderr}"
     return result.stdout
 
@@ -127,7 +123,8 @@ def test_the_image_declares_uid_1000_and_the_workspace(image_config: dict[str, A
 IN_THE_POD = """
 set -eu
 test "$(id -u):$(id -g)" = 1000:1000
-if touch /usr/k3sc-probe 2>/dev/null; then echo "the root filesystem is writable" >&2; exit 1; fi
+awk '$5 == "/" { print "root mount:", $6 }' /proc/self/mountinfo
+awk '$5 == "/" { exit $6 !~ /^ro(,|$)/ }' /proc/self/mountinfo
 test "$(pwd)" = /workspace
 k3sc --version
 k3sc config check
@@ -143,19 +140,35 @@ echo pod-ok
 """
 
 
-def test_the_agent_job_runs_on_the_image_with_a_read_only_root(
-    agent_image: str, image_config: dict[str, Any], tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def agent_pod() -> dict[str, Any]:
+    """The pod spec of an agent Job as Prefect's worker code renders it from the shipped template."""
     job = asyncio.run(render_job(Config(), Repo("acme", "api"), 7, Kind.IMPLEMENT, "claude-b"))
-    pod = job["spec"]["template"]["spec"]
+    return dict(job["spec"]["template"]["spec"])
+
+
+@pytest.fixture(scope="module")
+def image_root(agent_image: str) -> Iterator[Path]:
+    """The image's root filesystem, mounted (buildah keeps it unchanged: the runtime overlays it)."""
+    name = f"k3sc-image-job-{uuid.uuid4().hex[:8]}"
+    buildah("from", "--pull=never", "--name", name, agent_image)
+    try:
+        yield Path(buildah("mount", name).strip())
+    finally:
+        buildah("umount", name)
+        buildah("rm", name)
+
+
+def run_pod(
+    pod: dict[str, Any], image_root: Path, image_config: dict[str, Any], state: Path, script: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the pod's container on the image as a container runtime would, with `script` as its args."""
     (spec,) = pod["containers"]
     security = {**pod["securityContext"], **spec["securityContext"]}
-    assert security["readOnlyRootFilesystem"] is True
-
     mounts = []
     volumes = {v["name"]: v for v in pod["volumes"]}
     for mount in spec["volumeMounts"]:
-        source = tmp_path / "volumes" / mount["name"] / mount.get("subPath", "")
+        source = state / "volumes" / mount["name"] / mount.get("subPath", "")
         source.mkdir(parents=True)
         volume = volumes[mount["name"]]
         if "emptyDir" in volume:
@@ -165,33 +178,45 @@ def test_the_agent_job_runs_on_the_image_with_a_read_only_root(
         else:
             (source / "config.yaml").write_text("repos: [acme/api]\nallowed_authors: [alice]\n")
         mounts.append((str(source), mount["mountPath"], bool(mount.get("readOnly"))))
-
     # Kubernetes' env: the image's, then the container's literal values (the secret reference,
     # PREFECT_API_AUTH_STRING, has no value here and is left out).
     env = dict(entry.split("=", 1) for entry in image_config["Env"])
     env.update({e["name"]: e["value"] for e in spec["env"] if "value" in e})
     # No `command` in the Job: the image's ENTRYPOINT runs, with the Job's args (here, ours).
-    argv = [*image_config["Entrypoint"], "sh", "-c", IN_THE_POD]
+    argv = [*image_config["Entrypoint"], "sh", "-c", script]
+    runtime = _runtime_script(
+        state, mounts, security["readOnlyRootFilesystem"], security["runAsUser"], security["runAsGroup"],
+        spec["workingDir"], env, argv, image=image_root,
+    )  # fmt: skip
+    (state / "run.sh").write_text(runtime)
+    return subprocess.run(
+        ["unshare", "--pid", "--mount", "--fork", "--kill-child", "--mount-proc", "sh", str(state / "run.sh")],
+        check=False, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
 
-    container = f"k3sc-image-job-{uuid.uuid4().hex[:8]}"
-    buildah("from", "--pull=never", "--name", container, agent_image)
-    try:
-        rootfs = Path(buildah("mount", container).strip())
-        script = _runtime_script(
-            tmp_path, mounts, True, security["runAsUser"], security["runAsGroup"],
-            spec["workingDir"], env, argv, image=rootfs,
-        )  # fmt: skip
-        (tmp_path / "run.sh").write_text(script)
-        result = subprocess.run(
-            ["unshare", "--pid", "--mount", "--fork", "--kill-child", "--mount-proc", "sh", str(tmp_path / "run.sh")],
-            check=False, capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
-    finally:
-        buildah("umount", container)
-        buildah("rm", container)
+
+def test_the_agent_job_runs_on_the_image_with_a_read_only_root(
+    agent_pod: dict[str, Any], image_root: Path, image_config: dict[str, Any], tmp_path: Path
+) -> None:
+    assert agent_pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    result = run_pod(agent_pod, image_root, image_config, tmp_path, IN_THE_POD)
+    print(result.stdout)  # the pod log, for `pytest -rP`
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("pod-ok"), result.stdout
     assert "config OK: /etc/k3sc/config.yaml (1 repos, 1 allowed authors" in result.stdout
     # The tools' directories were made by the entrypoint on the HOME emptyDir, not in the image.
     home = tmp_path / "volumes" / "home"
     assert {p.name for p in home.iterdir()} >= {".prefect", ".claude", ".codex", ".k3sc"}
+
+
+def test_without_the_home_emptydir_the_entrypoint_stops_at_the_read_only_root(
+    agent_pod: dict[str, Any], image_root: Path, image_config: dict[str, Any], tmp_path: Path
+) -> None:
+    # /home/agent belongs to uid 1000 in the image: only the read-only root keeps it from writing.
+    pod = json.loads(json.dumps(agent_pod))
+    (spec,) = pod["containers"]
+    spec["volumeMounts"] = [m for m in spec["volumeMounts"] if m["name"] != "home"]
+    result = run_pod(pod, image_root, image_config, tmp_path, "echo started")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: /home/agent is not writable by uid 1000" in result.stderr
+    assert "started" not in result.stdout
