@@ -134,7 +134,8 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo_root/pyproject.toml" | hea
 args=(--file "$repo_root/image/Dockerfile" --tag "$tag" --build-arg "K3SC_VERSION=$version")
 if $debootstrap; then
     base=$(debootstrap_base)
-    args+=(--pull=never)
+    # docker build only pulls with --pull; buildah and podman are told never to.
+    [[ $engine == docker ]] || args+=(--pull=never)
 fi
 args+=(--build-arg "BASE_IMAGE=$base")
 [[ -z $ca_cert ]] || args+=(--secret "id=extra_ca,src=$ca_cert")
