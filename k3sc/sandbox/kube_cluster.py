@@ -316,11 +316,16 @@ def _runtime_script(
     workdir: str,
     env: dict[str, str],
     argv: list[str],
+    image: Path = Path("/"),
 ) -> str:
-    """Shell run as PID 1's child in fresh PID and mount namespaces: build the root, drop to the user."""
+    """Shell run as PID 1's child in fresh PID and mount namespaces: build the root, drop to the user.
+
+    `image` is the root filesystem the container sees: this machine, or a real image's unpacked
+    root (tests/image runs the agent image's Job that way).
+    """
     q = shlex.quote
     new = root / "rootfs"
-    layers = f"lowerdir=/,upperdir={q(str(root / 'upper'))},workdir={q(str(root / 'work'))}"
+    layers = f"lowerdir={q(str(image))},upperdir={q(str(root / 'upper'))},workdir={q(str(root / 'work'))}"
     lines = [
         "set -e",
         "mount --make-rprivate /",
