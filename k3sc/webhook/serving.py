@@ -20,11 +20,12 @@ from pydantic import SecretStr
 
 from k3sc.config import Config, k3sc_home
 from k3sc.errors import ConfigError, OrchestrationError
+from k3sc.orchestration import deploy
 from k3sc.orchestration.api import PrefectAPI, resolve_api_url
 from k3sc.webhook.app import Settings, create_app
 from k3sc.webhook.inbox import Inbox
 
-SECRET_BLOCK = "k3sc-webhook"  # noqa: S105 (a block name)
+SECRET_BLOCK = deploy.WEBHOOK_BLOCK
 
 
 def inbox_path() -> Path:
