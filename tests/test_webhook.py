@@ -8,14 +8,13 @@ that will reach Prefect; no row, or an ignored one, is none).
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
-from collections.abc import AsyncIterator
-
-import httpx
 
 from k3sc import config as k3sc_config
 from k3sc import deliveries
