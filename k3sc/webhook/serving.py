@@ -70,7 +70,9 @@ async def _block_secret(url: str, auth: str | None) -> SecretStr | None:
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket (port 0: any free one); a taken port is an operational error."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say so, and without
+    # it each 202 waits ~40 ms for a delayed ACK (uvicorn writes headers and body separately).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
