@@ -56,7 +56,11 @@ def test_a_signed_label_delivery_gets_the_issue_claimed_without_polling(
         assert world.fake.hook is not None and lines == [
             f"webhook: receiving GitHub deliveries at {deployed.session.webhook_url}"
         ]
-        deployed.session.stack.start_worker("k3sc-dispatch")
+        worker = deployed.session.stack.start_worker("k3sc-dispatch")
+        # Time the intake path, not the worker's start-up (importing Prefect on a busy box).
+        deadline = time.monotonic() + 120
+        while "started" not in worker.log_tail() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
         labelled, labelled_at = time.monotonic(), datetime.now(UTC)
         world.fake.set_labels(repo.owner, repo.name, 1, ["ready"], actor="alice")
