@@ -309,3 +309,46 @@ def test_k3sc_webhook_on_a_taken_port_exits_1(isolated_env: Path) -> None:
         port = taken.getsockname()[1]
         invoke(["webhook", "--port", str(port)], code=1, contains=["error:", f"127.0.0.1:{port}"],
                env={"PREFECT_API_URL": "http://127.0.0.1:9/api", "K3SC_WEBHOOK_SECRET": "s3cret"})  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the trigger
+
+
+LOOKS = [
+    ("issues", issue_payload()),
+    ("issues", issue_payload("unlabeled", "waiting")),
+    ("issues", issue_payload("reopened", None)),
+    (
+        "pull_request",
+        {"action": "closed", "repository": {"full_name": "acme/api"}, "pull_request": {"number": 9}},
+    ),
+    ("ping", {"zen": "x", "repository": {"full_name": "acme/api"}}),
+    ("ping", {"zen": "x", "organization": {"login": "acme"}}),
+]
+
+
+def test_every_event_the_receiver_emits_matches_the_dispatch_trigger() -> None:
+    """Checked with Prefect's own matching code against the trigger in prefect.yaml."""
+    from datetime import UTC, datetime
+
+    import yaml
+    from prefect.server.events.schemas.automations import EventTrigger
+    from prefect.server.events.schemas.events import ReceivedEvent
+
+    from k3sc.orchestration import deploy
+
+    spec = yaml.safe_load(deploy.prefect_yaml().read_text())
+    dispatch = next(d for d in spec["deployments"] if d["name"] == "k3sc-dispatch")
+    hooks = [t for t in dispatch["triggers"] if any(e.startswith("github.") for e in t["expect"])]
+    assert len(hooks) == 1 and hooks[0]["parameters"]["force"] is True
+    wanted = {k: v for k, v in hooks[0].items() if k in ("expect", "match", "match_related")}
+    trigger = EventTrigger(**wanted, posture="Reactive")
+    for name, payload in LOOKS:
+        assert deliveries.triage(name, payload, REPOS).look
+        event = events.from_github(name, payload, GUID)
+        assert event is not None
+        assert trigger.covers(ReceivedEvent(**event, received=datetime.now(UTC))), (name, payload)
+    # What Prefect itself emits never starts a scan through this trigger.
+    own = {"id": GUID, "occurred": datetime.now(UTC).isoformat(), "event": "prefect.flow-run.Completed",
+           "resource": {"prefect.resource.id": "prefect.flow-run.x"}}  # fmt: skip
+    assert not trigger.covers(ReceivedEvent(**own, received=datetime.now(UTC)))
