@@ -169,10 +169,15 @@ class FakeGitHub:
         return url
 
     def hook_to(self, url: str, secret: str) -> github_hooks.Hookshot:
-        """Deliver every event from now on as a signed webhook to `url` (GitHub's "Add webhook")."""
+        """Deliver every event from now on as a signed webhook to `url` (GitHub's "Add webhook").
+
+        Changing the URL keeps the hook's past deliveries, so they can be redelivered to the new one.
+        """
+        past: list[github_hooks.Delivery] = []
         if self.hook is not None:
             self.hook.stop()
-        self.hook = github_hooks.Hookshot(url, secret)
+            past = self.hook.deliveries
+        self.hook = github_hooks.Hookshot(url, secret, past=past)
         return self.hook
 
     def stop(self) -> None:

@@ -44,10 +44,10 @@ class _Marker:
 class Hookshot:
     """Delivers to one URL with one secret; `stop` ends the thread after what is queued."""
 
-    def __init__(self, url: str, secret: str) -> None:
+    def __init__(self, url: str, secret: str, past: list[Delivery] | None = None) -> None:
         self.url = url
         self._secret = secret.encode()
-        self.deliveries: list[Delivery] = []
+        self.deliveries: list[Delivery] = list(past or [])
         self._queue: queue.Queue[Delivery | _Marker | None] = queue.Queue()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="fake-github-hookshot", daemon=True)

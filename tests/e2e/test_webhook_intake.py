@@ -4,7 +4,8 @@ The sandbox's fake GitHub posts a signed `issues.labeled` delivery to a real `k3
 child (started as `k3sc up` starts it, its secret read from the Prefect Secret block); the
 receiver's event matches the dispatch deployment's trigger, a dispatch worker runs the scan,
 and the scan claims the issue. The chain's interval is 1 h and no scan is started by hand, so
-only the webhook path can have done it. Redeliveries of the same GUID start nothing more.
+only the webhook path can have done it. Redeliveries of the same GUID start nothing more, also
+after the receiver process is replaced (the inbox file remembers it).
 """
 
 from __future__ import annotations
@@ -86,13 +87,24 @@ def test_a_signed_label_delivery_gets_the_issue_claimed_without_polling(
         time.sleep(3)  # room for a (wrong) second trigger firing to show up
         scans = asyncio.run(_webhook_scans(prefect_api_url, reason))
         assert len(scans) == 1, [(s.name, s.parameters) for s in scans]
+
+        # A new receiver process (the inbox file is the same) still knows the GUID.
+        first = next(p for p in deployed.session.stack.processes if p.name == "webhook")
+        first.stop()
+        deployed.session.stack.processes.remove(first)
+        up.start_webhook(deployed.session, lines.append)
+        world.fake.hook.redeliver(delivery.id)
+        assert world.fake.hook.wait() and (delivery.status, delivery.attempts) == (202, 6)
+        time.sleep(3)
+        assert len(asyncio.run(_webhook_scans(prefect_api_url, reason))) == 1
+        history = world.fake.label_history(repo.owner, repo.name, 1)  # one claim, by one owner
+        assert len({x for step in history for x in step if is_owner_label(x)}) == 1, history
         scan = scans[0]
         running = (scan.start_time - labelled_at).total_seconds() if scan.start_time else float("nan")
         print(
             f"labelled ready → scan created {(scan.created - labelled_at).total_seconds():.1f} s, "
             f"running {running:.1f} s, issue claimed {claimed_after:.1f} s (load {os.getloadavg()[0]:.1f})"
         )
-        assert world.fake.hook.deliveries[-1].status == 202
     finally:
         asyncio.run(reset_dispatch(prefect_api_url))
         deployed.stop()
