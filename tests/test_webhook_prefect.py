@@ -25,13 +25,13 @@ import pytest
 from pydantic import SecretStr
 
 from k3sc import config as k3sc_config
-from k3sc import deliveries
+from k3sc import deliveries, retrying
 from k3sc.errors import ConfigError
 from k3sc.orchestration import deploy
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.webhook import forwarding, serving
 from k3sc.webhook.app import Settings
-from k3sc.webhook.inbox import Inbox, Status
+from k3sc.webhook.inbox import Entry, Inbox, Status
 from tests.cli_helpers import invoke
 
 pytestmark = pytest.mark.prefect
@@ -217,3 +217,26 @@ async def test_a_failed_automation_action_is_reported(prefect_api_url: str) -> N
                 await client.delete(f"automations/{created['id']}")
     line = next(line for line in reports if automation["name"] in line)
     assert line.startswith(f"automation {automation['name']!r} failed to run-deployment:"), line
+
+
+async def test_an_event_prefect_refuses_is_set_aside_and_the_rest_still_go(
+    tmp_path: Path, prefect_api_url: str
+) -> None:
+    inbox = Inbox(tmp_path / "inbox.sqlite3")
+    good = {"id": str(uuid.uuid4()), "event": "github.ping",
+            "resource": {"prefect.resource.id": "github.repo.acme/api"}}  # fmt: skip
+    bad = {"id": "not-a-uuid", "event": "github.ping", "resource": {}}
+    for delivery, event in (("bad", bad), ("good", good)):
+        inbox.add(Entry(delivery, "ping", "acme/api", time.time(), event))
+    async with PrefectAPI(prefect_api_url, retry=retrying.Policy(attempts=1)) as api:
+        task = asyncio.create_task(forwarding.forward(inbox, api, asyncio.Event(), FAST))
+        try:
+            for _ in range(100):
+                if not inbox.pending():
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert (inbox.status("bad"), inbox.status("good")) == (Status.REFUSED, Status.SENT)
+    inbox.close()

@@ -31,6 +31,7 @@ def webhook(
     settings = serving.settings_for(config, str(loaded.path))
     sock = serving.bind(host or config.webhook.host, config.webhook.port if port is None else port)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forward and watcher poll
     bound_host, bound_port = sock.getsockname()[:2]
     sys.stderr.write(
         f"webhook: receiving GitHub deliveries at http://{bound_host}:{bound_port}{settings.path} "

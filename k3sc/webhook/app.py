@@ -61,7 +61,7 @@ def create_app(settings: Settings, inbox: Inbox) -> Starlette:
         if not name or not delivery:
             return _answer(400, f"missing {deliveries.EVENT_HEADER} or {deliveries.DELIVERY_HEADER}")
         if not deliveries.verify(secret, body, request.headers.get(deliveries.SIGNATURE_HEADER)):
-            log.warning("delivery %s: missing or wrong signature, rejected", delivery)
+            log.warning("delivery %s: missing or wrong signature, rejected", delivery[:80])
             return _answer(401, "missing or wrong X-Hub-Signature-256")
         try:
             payload = json.loads(body)

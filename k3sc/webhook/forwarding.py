@@ -47,9 +47,11 @@ async def forward(
 ) -> None:
     """Forever: send what is pending, mark it, wait for more (or back off while Prefect is away)."""
     delay = 0.0
+    singles = 0  # after a refused batch, its rows go one by one so only the bad one is refused
     while True:
         wake.clear()
-        entries = inbox.pending(pace.batch)
+        entries = inbox.pending(1 if singles else pace.batch)
+        singles = max(0, singles - 1)
         if not entries:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), pace.idle)
@@ -72,6 +74,8 @@ async def forward(
             inbox.mark(ids, Status.SENT, clock())
             for entry in entries:
                 log.info("forwarded %s %s (delivery %s)", entry.name, entry.subject, entry.delivery)
+        elif len(entries) > 1:
+            singles = len(entries)
         else:
             # Our own events are well-formed; a refusal is a bug to see in the log, not to retry.
             inbox.mark(ids, Status.REFUSED, clock(), reason=f"Prefect answered {status}")
