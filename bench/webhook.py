@@ -1,6 +1,6 @@
 """The webhook receiver's latency on this machine: signed POST → 202, and delivery → Prefect has the event.
 
-    uv run python bench/webhook.py [--samples 200] [--rate 100]
+    uv run python bench/webhook.py [--samples 200] [--rate 100] [--loop 10]
 
 Runs `k3sc webhook` as its own process (as `k3sc up` does) against a real Prefect server
 (PREFECT_API_URL if set, otherwise one started here, not counted), then:
@@ -11,6 +11,9 @@ Runs `k3sc webhook` as its own process (as `k3sc up` does) against a real Prefec
 (3) delivery → forwarded: from the POST to the inbox row turning `sent`, i.e. Prefect's events
     API accepted the event (204), read from the inbox file.
 Every delivery is a distinct, correctly signed `issues.labeled` for a watched repository.
+With `--loop N` it then runs the whole sandbox loop (`bench/_loop.py`, as `k3sc up --sandbox`) and
+labels N issues `ready` one at a time: the fake GitHub's signed delivery → issue claimed (owner
+label written) and → agent run Running (Prefect's state time), each issue settled before the next.
 """
 
 from __future__ import annotations
@@ -25,16 +28,19 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _loop import machine
+from _loop import implement_run, loop, machine, wait_for
 
 from k3sc import deliveries
+from k3sc.labels import is_owner_label
 from k3sc.orchestration.stack import LocalStack, free_port, spawn, wait_healthy
+from k3sc.sandbox.world import World
 
 SECRET = "bench-secret"
 
@@ -107,10 +113,55 @@ def forwarded_after(inbox: Path, sent_at: dict[str, float], timeout: float = 120
     return list(seen.values())
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def whole_loop(samples: int) -> None:
+    seed = {"owner": "hook", "max_slots": 26, "allowed_authors": ["alice"],
+            "repos": [{"name": "api", "issues": [{"title": f"task {n}", "author": "alice", "labels": []}
+                                                 for n in range(1, samples + 1)]}]}  # fmt: skip
+    claimed: list[float] = []
+    running: list[float] = []
+    with loop(seed) as session:
+        world = session.world
+        for number in range(1, samples + 1):
+            ref = f"{world.owner}/api#{number}"
+            labelled, began = datetime.now(UTC), time.monotonic()
+            world.fake.set_labels(world.owner, "api", number, ["ready"], actor="alice")
+            wait_for(lambda n=number: owned(world, n), timeout=180, poll=0.05)
+            claimed.append(time.monotonic() - began)
+            run = wait_for(lambda ref=ref: implement_run(session, ref, started=True), timeout=180)
+            running.append((run.started_at - labelled).total_seconds())
+            print(
+                f"  #{number}: delivery → claimed {claimed[-1]:.1f}s, → Running {running[-1]:.1f}s",
+                flush=True,
+            )
+            wait_for(lambda n=number: labels(world, n) == ["needs-human"], timeout=600)
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    for name, values in (
+        ("labelled ready → claimed", claimed),
+        ("labelled ready → agent run Running", running),
+    ):
+        spread = f"p90 {percentile(values, 0.9):.1f} s, min {min(values):.1f} s, max {max(values):.1f} s"
+        print(f"{name}: n={len(values)} median {statistics.median(values):.1f} s, {spread}")
+
+
+def labels(world: World, number: int) -> list[str]:
+    found: list[str] = world.fake.issue_view(world.owner, "api", number)["labels"]
+    return found
+
+
+def owned(world: World, number: int) -> bool:
+    return any(is_owner_label(label) for label in labels(world, number))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--loop", type=int, default=0, help="Also time N label → claimed → Running samples.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="k3sc-bench-webhook-") as tmp:
         root = Path(tmp)
@@ -147,6 +198,8 @@ def main() -> None:
         finally:
             receiver.stop()
             stack.stop()
+    if args.loop:
+        whole_loop(args.loop)
 
 
 if __name__ == "__main__":
