@@ -75,11 +75,14 @@ def triage(event: str, payload: dict[str, Any], repos: frozenset[str]) -> Triage
         return Triage(False, f"{name} changes nothing k3sc decides on", subject)
     if not isinstance(number, int):
         return Triage(False, f"{name} without an issue number", subject)
-    # Rung 4: label changes that only record a claim or take work away (k3sc's own writes
-    # come back this way) would start a scan that finds nothing new.
+    # Rung 4: label changes that only record a claim, its release or work taken away would start
+    # a scan that finds nothing new. k3sc's own writes come back this way: a claim swaps `ready`
+    # for an owner, a hand-off swaps the owner for the next state, whose `labeled` event is the
+    # one that says to look.
     label = str(field(payload, "label", "name") or "")
-    if action == "labeled" and labels.is_owner_label(label):
-        return Triage(False, f"{label} was claimed: nothing new", subject)
+    if labels.is_owner_label(label):
+        verb = "claimed" if action == "labeled" else "released"
+        return Triage(False, f"{label} was {verb}: nothing new", subject)
     if action == "unlabeled" and label.lower() in (labels.READY, labels.NEEDS_REVIEW):
         return Triage(False, f"{label} removed: no new work", subject)
     return Triage(True, name, subject)

@@ -84,6 +84,8 @@ def test_signature_matches_githubs_documented_example() -> None:
                      id="a claim comes back as labeled: no scan"),
         pytest.param("issues", issue_payload("unlabeled", "ready"), False, "ready removed: no new work",
                      id="ready removed: no scan"),
+        pytest.param("issues", issue_payload("unlabeled", "codex-b"), False, "codex-b was released: nothing new",
+                     id="a hand-off's owner removal: no scan (its new state label is the hint)"),
         pytest.param("issues", issue_payload("edited", None), False, "issues.edited changes nothing k3sc decides on",
                      id="edited: ignored"),
         pytest.param("issues", issue_payload(repo="evil/fork"), False, "unknown repository 'evil/fork'",
