@@ -10,6 +10,7 @@ Runs `k3sc webhook` as its own process (as `k3sc up` does) against a real Prefec
     do: 202 latency median / p99 and the rate sustained;
 (3) delivery → forwarded: from the POST to the inbox row turning `sent`, i.e. Prefect's events
     API accepted the event (204), read from the inbox file.
+`--receiver-only` measures (1) and (2) with no Prefect at all (the deliveries wait in the inbox).
 Every delivery is a distinct, correctly signed `issues.labeled` for a watched repository.
 With `--loop N` it then runs the whole sandbox loop (`bench/_loop.py`, as `k3sc up --sandbox`) and
 labels N issues `ready` one at a time: the fake GitHub's signed delivery → issue claimed (owner
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -161,12 +163,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument(
+        "--receiver-only",
+        action="store_true",
+        help="Point the receiver at a closed port instead of Prefect: (1) and (2) without Prefect's load.",
+    )
     parser.add_argument("--loop", type=int, default=0, help="Also time N label → claimed → Running samples.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="k3sc-bench-webhook-") as tmp:
         root = Path(tmp)
         stack = LocalStack(root / "stack")
-        api_url = os.environ.get("PREFECT_API_URL") or stack.start_server()
+        if args.receiver_only:
+            api_url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens: deliveries wait in the inbox
+        else:
+            api_url = os.environ.get("PREFECT_API_URL") or stack.start_server()
         config = root / "k3sc.yaml"
         config.write_text("repos: [bench/api]\nallowed_authors: [alice]\n")
         port = free_port()
@@ -178,12 +188,21 @@ def main() -> None:
             wait_healthy(f"http://127.0.0.1:{port}", 60, receiver, path="/healthz")
             url = f"http://127.0.0.1:{port}/github"
             asyncio.run(closed_loop(url, 20))  # warm-up, not counted
+            cpu = psutil.Process(receiver.popen.pid)
+            before = sum(cpu.cpu_times()[:2])
             latencies, per_second = asyncio.run(closed_loop(url, args.samples))
+            used = (sum(cpu.cpu_times()[:2]) - before) / args.samples
             print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
             print(summary("closed loop, signed POST → 202", latencies) + f"; {per_second:.0f} deliveries/s")
+            # Load-independent: what one delivery costs the receiver (forwarding included, unless
+            # --receiver-only), so the rate one free core sustains.
+            free_core = f"≈ {1 / used:.0f} deliveries/s on one free core"
+            print(f"receiver CPU per delivery {used * 1000:.2f} ms ({free_core})")
             latencies, sustained, sent_at = asyncio.run(open_loop(url, args.samples, args.rate))
             print(summary(f"open loop at {args.rate:.0f}/s, signed POST → 202", latencies)
                   + f"; sustained {sustained:.0f} deliveries/s")  # fmt: skip
+            if args.receiver_only:
+                return
             forwarded = forwarded_after(root / "home" / "webhook" / "inbox.sqlite3", sent_at)
             print(summary("delivery → Prefect accepted the event (inbox row sent)", forwarded))
             time.sleep(1.0)
