@@ -10,6 +10,7 @@ import asyncio
 import os
 import platform
 import re
+import secrets
 import tempfile
 import time
 from collections.abc import Iterator
@@ -50,6 +51,8 @@ def loop(seed: dict[str, Any], *, record_requests: bool = False) -> Iterator[up.
         stack.extra_env = {"PREFECT_SERVER_LOGGING_LEVEL": "INFO"}
         config = k3sc_config.load(world.config_path, environ={}).config
         session = up.Session(root / "home", config, world.config_path, stack, world=world)
+        # As `k3sc up --sandbox`: label changes reach the loop as signed webhook deliveries.
+        session.webhook_secret = SecretStr(secrets.token_urlsafe(32))
         try:
             up.start(session, SecretStr(world.token), up.UpOptions(sandbox=True), lambda line: None)
             time.sleep(8)  # let the start-up scan finish: it finds nothing and is not measured

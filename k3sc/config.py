@@ -57,6 +57,7 @@ SECRET_ENV_VARS = frozenset(
     }
 )
 ENV_API_URL = "K3SC_GITHUB_API_URL"
+ENV_WEBHOOK_SECRET = "K3SC_WEBHOOK_SECRET"  # noqa: S105 (the variable's name)
 
 MAX_SLOT_LETTERS = 26
 
@@ -460,6 +461,25 @@ class GitHubAppConfig(_Section):
         return self
 
 
+class WebhookConfig(_Section):
+    """The GitHub webhook receiver (`k3sc webhook`, and `k3sc up` when a secret is set).
+
+    The secret is the one set on the GitHub hook; `K3SC_WEBHOOK_SECRET` overrides the file.
+    """
+
+    host: str = Field("127.0.0.1", min_length=1, pattern=r"^[A-Za-z0-9.:-]+$")
+    port: WholeNumber = Field(8420, ge=1, le=65535)
+    path: str = Field("/github", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    secret: SecretStr | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (leave it out to run without a receiver)")
+        return value
+
+
 def _default_launch_dir() -> Path:
     return Path(os.path.expanduser("~/code"))
 
@@ -492,6 +512,7 @@ class Config(_Section):
     leases: LeasesConfig = LeasesConfig()
     budget: BudgetConfig = BudgetConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
+    webhook: WebhookConfig = WebhookConfig()
     workspace_root: ExpandedPath = Field(default_factory=_default_workspace_root)
     github_app: GitHubAppConfig | None = None
 
@@ -607,6 +628,12 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Loa
     elif "github_api_url" not in sources and "github_url" in sources:
         sources["github_api_url"] = "derived from github_url"
 
+    if env.get(ENV_WEBHOOK_SECRET, "").strip():
+        section = data.get("webhook")
+        section = section if isinstance(section, dict) else {}
+        overrides["webhook"] = {**section, "secret": env[ENV_WEBHOOK_SECRET]}
+        sources["webhook.secret"] = f"env:{ENV_WEBHOOK_SECRET}"
+
     try:
         config = Config.model_validate({**data, **overrides})
     except ValidationError as exc:
@@ -669,7 +696,7 @@ def _config_error(exc: ValidationError, path: Path, overrides: dict[str, Any]) -
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         key = loc or "(top level)"
         first_key = first_key or key
-        env_name = _OVERRIDE_ENV.get(key.split(".")[0]) if key.split(".")[0] in overrides else None
+        env_name = _override_env(key, overrides)
         from_file = from_file or env_name is None
         if err["type"] == "extra_forbidden":
             hint = _did_you_mean(str(err["loc"][-1]), err["loc"][:-1])
@@ -683,12 +710,24 @@ def _config_error(exc: ValidationError, path: Path, overrides: dict[str, Any]) -
         where = f" (from environment variable {env_name})" if env_name else ""
         problems.append(f"'{key}'{where}: {message}{shown}")
     origin = f"config file {path}" if from_file else "the configuration from the environment"
-    source = str(path) if from_file else f"env:{_OVERRIDE_ENV[(first_key or '').split('.')[0]]}"
+    source = str(path) if from_file else f"env:{_override_env(first_key or '', overrides)}"
     return ConfigError(f"{origin} is invalid: " + "; ".join(problems) + ".", source=source, key=first_key)
 
 
 # Which environment variable an override in `load` came from, to name it in errors.
-_OVERRIDE_ENV = {"max_slots": ENV_MAX_SLOTS, "github_api_url": ENV_API_URL}
+_OVERRIDE_ENV = {
+    "max_slots": ENV_MAX_SLOTS,
+    "github_api_url": ENV_API_URL,
+    "webhook.secret": ENV_WEBHOOK_SECRET,
+}
+
+
+def _override_env(key: str, overrides: dict[str, Any]) -> str | None:
+    """The variable behind `key` if an environment override set it (the key or its section)."""
+    section = key.split(".", maxsplit=1)[0]
+    if section not in overrides:
+        return None
+    return _OVERRIDE_ENV.get(key) or _OVERRIDE_ENV.get(section)
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:

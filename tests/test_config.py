@@ -132,6 +132,10 @@ DEFAULTS = [
         id="finished Jobs are kept 24h like the original's",
     ),
     pytest.param("kubernetes.overlay", "single-node", id="kubernetes.overlay defaults to single-node"),
+    pytest.param("webhook.host", "127.0.0.1", id="the webhook receiver listens on loopback by default"),
+    pytest.param("webhook.port", 8420, id="webhook.port defaults to 8420 (the k8s Service's)"),
+    pytest.param("webhook.path", "/github", id="webhook.path defaults to /github"),
+    pytest.param("webhook.secret", None, id="webhook.secret defaults to unset (no receiver)"),
 ]
 
 

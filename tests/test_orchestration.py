@@ -236,7 +236,7 @@ async def test_dispatch_state_round_trips_through_the_variable() -> None:
         pytest.param("issues", {"action": "labeled", "repository": {"full_name": "Acme/API"},
                                 "issue": {"number": 7}, "label": {"name": "Ready"}}, "ready", id="labeled ready"),
         pytest.param("issues", {"action": "unlabeled", "repository": {"full_name": "acme/api"},
-                                "issue": {"number": 7}, "label": {"name": "ready"}}, None, id="unlabeled is ignored"),
+                                "issue": {"number": 7}, "label": {"name": "ready"}}, "ready", id="unlabeled too"),
         pytest.param("issue_comment", {"action": "created"}, None, id="comments are ignored"),
         pytest.param("issues", {"action": "labeled", "repository": {"full_name": "acme/api"},
                                 "issue": {"number": "7"}, "label": {"name": "ready"}}, None, id="malformed is ignored"),
@@ -250,11 +250,7 @@ def test_github_events_become_prefect_events(
         assert result is None
         return
     assert result is not None
-    assert result["id"] == "d-1"
-    assert result["event"] == "github.issues.labeled"
-    assert result["resource"] == {
-        "prefect.resource.id": "github.issue.acme/api#7",
-        "prefect.resource.name": "Acme/API#7",
-        "github.repo": "acme/api",
-        "github.label": expected_label,
-    }
+    assert result["id"] == events.event_id("d-1")
+    assert result["event"] == f"github.issues.{payload['action']}"
+    assert result["resource"]["prefect.resource.id"] == "github.issue.acme/api#7"
+    assert result["resource"]["github.label"] == expected_label

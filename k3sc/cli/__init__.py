@@ -33,6 +33,7 @@ from k3sc.cli import (
     steer,
     top,
     up,
+    webhook,
 )
 
 app = _app.new_app()
@@ -60,6 +61,7 @@ app.command("launch")(launch.launch)
 app.command("cargo-lock", context_settings=cargo_lock.CONTEXT)(cargo_lock.cargo_lock)
 app.command("deploy")(deploy.deploy)
 app.command("rotate-auth")(rotate_auth.rotate_auth)
+app.command("webhook")(webhook.webhook)
 
 
 def main() -> None:

@@ -124,12 +124,16 @@ def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 def in_cluster_config(config: Config) -> dict[str, Any]:
     """The k3sc config the cluster's dispatcher and agents read: the user's, minus local paths
-    and secrets, with workspaces on the PVC and agents as Jobs."""
+    and secrets, with workspaces on the PVC and agents as Jobs. The webhook secret reaches the
+    receiver through its Prefect Secret block instead."""
+    local = {"workspace_root", "launch_dir", "image_dir", "claude_root", "github_app"}
     data: dict[str, Any] = config.model_dump(
         mode="json",
         exclude_defaults=True,
-        exclude={"workspace_root", "launch_dir", "image_dir", "claude_root", "github_app"},
+        exclude={**dict.fromkeys(local, True), "webhook": {"secret"}},
     )
+    if not data.get("webhook", True):
+        data.pop("webhook")
     agent = data.setdefault("agent", {})
     agent.pop("prompts", None)  # local files; the built-in prompts apply in the cluster
     agent["pool"] = "kubernetes"

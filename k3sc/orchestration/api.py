@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+from pydantic import SecretStr
 
 from k3sc import retrying
 from k3sc.config import k3sc_home
@@ -320,6 +321,27 @@ class PrefectAPI:
     async def post_json(self, path: str, body: Any) -> Any:
         """A read-only POST (the API's filter endpoints) and its JSON answer."""
         return (await self._request("POST", path, body=body)).json()
+
+    # ------------------------------------------------------------------ events and blocks
+
+    async def emit_events(self, events: Sequence[dict[str, Any]]) -> int:
+        """POST events; the status: 204 once the server's messaging has them, 4xx if refused."""
+        response = await self._request("POST", "events", body=list(events), ok=(204, 400, 413, 422))
+        return response.status_code
+
+    async def events(self, names: Sequence[str], since: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        """Stored events with one of `names` that occurred at or after `since`, oldest first."""
+        wanted = {"event": {"name": list(names)}, "occurred": {"since": since.isoformat()}, "order": "ASC"}
+        response = await self._request("POST", "events/filter", body={"filter": wanted, "limit": limit})
+        found: list[dict[str, Any]] = response.json()["events"]
+        return found
+
+    async def secret_block(self, name: str) -> SecretStr | None:
+        """The value of Prefect's Secret block `name`, or None when there is none."""
+        path = f"block_types/slug/secret/block_documents/name/{name}?include_secrets=true"
+        response = await self._request("GET", path, ok=(200, 404))
+        value = response.json().get("data", {}).get("value") if response.status_code == 200 else None
+        return SecretStr(value) if isinstance(value, str) and value else None
 
     # ------------------------------------------------------------------ work pools
 

@@ -23,6 +23,7 @@ DISPATCH_POOL = "k3sc-dispatch"
 AGENT_POOL = "k3sc-agents"
 ZOMBIE_AUTOMATION = "k3sc-crash-zombies"
 DEPLOYMENT_NAMES = ("k3sc-dispatch", "k3sc-agent")
+WEBHOOK_BLOCK = "k3sc-webhook"  # a Prefect Secret block (k3sc.webhook.serving reads it)
 
 
 def prefect_yaml() -> Path:
@@ -93,6 +94,13 @@ async def save_credentials(github_token: SecretStr | None, agent_env: Mapping[st
         await block_type.aregister_type_and_schema()
     await GitHubCredentials(token=github_token).asave(GITHUB_BLOCK, overwrite=True)
     await AgentCredentials(env=dict(agent_env)).asave(AGENT_BLOCK, overwrite=True)
+
+
+async def save_webhook_secret(secret: SecretStr) -> None:
+    """Store the GitHub hook's secret in the Prefect Secret block the receiver reads."""
+    from prefect.blocks.system import Secret
+
+    await Secret(value=secret).asave(WEBHOOK_BLOCK, overwrite=True)
 
 
 def deploy_flows(env: Mapping[str, str], timeout: float = 180.0) -> str:

@@ -200,8 +200,10 @@ class LocalStack:
         self.processes.clear()
 
 
-def wait_healthy(api_url: str, timeout: float, process: ManagedProcess | None = None) -> None:
-    """Poll `/health` until it answers, the process dies, or the timeout passes."""
+def wait_healthy(
+    api_url: str, timeout: float, process: ManagedProcess | None = None, path: str = "/health"
+) -> None:
+    """Poll `path` (Prefect's `/health`) until it answers, the process dies, or the timeout passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and not process.alive:
@@ -209,9 +211,9 @@ def wait_healthy(api_url: str, timeout: float, process: ManagedProcess | None = 
                 f"{process.name} exited with code {process.popen.returncode}:\n{process.log_tail()}"
             )
         try:
-            if httpx.get(f"{api_url}/health", timeout=2.0).status_code == 200:
+            if httpx.get(f"{api_url}{path}", timeout=2.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    raise OrchestrationError(f"Prefect server at {api_url} not healthy after {timeout:.0f}s")
+    raise OrchestrationError(f"{api_url}{path} not healthy after {timeout:.0f}s")

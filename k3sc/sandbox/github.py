@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from k3sc.sandbox import github_git
+from k3sc.sandbox import github_git, github_hooks
 from k3sc.sandbox.github_api import Api, Request, Response, error, etag_of
 from k3sc.sandbox.github_bodies import Renderer, encode
 from k3sc.sandbox.github_state import Issue, Rejected, Repo, Store
@@ -126,6 +126,8 @@ class FakeGitHub:
         self.root = Path(root)
         self.token = token
         self.on_event: EventHandler | None = None
+        # A repository webhook (`hook_to`): events become signed HTTP deliveries, as on GitHub.
+        self.hook: github_hooks.Hookshot | None = None
         self.requests: list[RecordedRequest] = []
         self._max_recorded = max_recorded
         # Tracebacks of bugs in the fake (or in on_event); the pytest fixture fails on any.
@@ -166,8 +168,23 @@ class FakeGitHub:
         self._thread.start()
         return url
 
+    def hook_to(self, url: str, secret: str) -> github_hooks.Hookshot:
+        """Deliver every event from now on as a signed webhook to `url` (GitHub's "Add webhook").
+
+        Changing the URL keeps the hook's past deliveries, so they can be redelivered to the new one.
+        """
+        past: list[github_hooks.Delivery] = []
+        if self.hook is not None:
+            self.hook.stop()
+            past = self.hook.deliveries
+        self.hook = github_hooks.Hookshot(url, secret, past=past)
+        return self.hook
+
     def stop(self) -> None:
         """Stop serving and drop open keep-alive connections (idempotent)."""
+        if self.hook is not None:
+            self.hook.stop()
+            self.hook = None
         with self._lock:
             server, thread = self._server, self._thread
             self._server = self._thread = None
@@ -524,6 +541,9 @@ class FakeGitHub:
         """Hand queued events to on_event, outside the lock so the callback may call back in."""
         with self._lock:
             events, self._store.events = self._store.events, []
+        if self.hook is not None:
+            for name, payload in events:
+                self.hook.send(name, payload)
         handler = self.on_event
         if handler is None:
             return

@@ -37,6 +37,7 @@ class Collected:
     agent: dict[str, SecretStr] = field(default_factory=dict)
     github_token: SecretStr | None = None
     github_source: str = ""
+    webhook_secret: SecretStr | None = None  # webhook.secret / K3SC_WEBHOOK_SECRET, for the receiver
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -153,7 +154,9 @@ def collect(
     github_source: str = "",
 ) -> Collected:
     """Every credential found on this machine; UsageError (exit 2) when a family could not run."""
-    found = Collected(github_token=github_token, github_source=github_source)
+    found = Collected(
+        github_token=github_token, github_source=github_source, webhook_secret=config.webhook.secret
+    )
     read_claude_oauth(claude_credentials_file(environ, home), now, found)
     for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
         if environ.get(name, "").strip():
@@ -232,4 +235,7 @@ async def store(found: Collected) -> list[str]:
     stored = [f"k3sc-agents: {name}" for name in sorted(found.agent)]
     if found.github_token is not None:
         stored.insert(0, f"k3sc-github: token (from {found.github_source or 'the environment'})")
+    if found.webhook_secret is not None:
+        await deploy.save_webhook_secret(found.webhook_secret)
+        stored.append(f"{deploy.WEBHOOK_BLOCK}: the webhook secret")
     return stored

@@ -10,10 +10,10 @@ With `--sandbox` the same happens against a fake GitHub and the stub agent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +55,8 @@ class Session:
     api_url: str = ""
     owned_server: bool = False
     world: Any = None  # k3sc.sandbox.world.World in sandbox mode
+    webhook_secret: SecretStr | None = None  # the receiver runs only with one
+    webhook_url: str = ""
     started: float = field(default_factory=time.monotonic)
 
     def github_environ(self) -> dict[str, str]:
@@ -128,6 +130,8 @@ def prepare(options: UpOptions, say: Say) -> tuple[Session, SecretStr | None]:
         loaded = k3sc_config.load(world.config_path, environ={})
         stack = LocalStack(home / "sandbox")
         session = Session(home, loaded.config, world.config_path, stack, world=world)
+        # The sandbox's own hook secret: its fake GitHub signs with it, as GitHub would.
+        session.webhook_secret = SecretStr(secrets.token_urlsafe(32))
         say(f"sandbox: fake GitHub at {world.fake.url}, repos {', '.join(str(r) for r in world.repos)}")
         return session, SecretStr(world.token)
     loaded = k3sc_config.load()
@@ -136,7 +140,8 @@ def prepare(options: UpOptions, say: Say) -> tuple[Session, SecretStr | None]:
         say(f"warning: {warning}")
     token = asyncio.run(github_token(loaded.config))
     stack = LocalStack(home)
-    return Session(home, loaded.config, loaded.path, stack), token
+    session = Session(home, loaded.config, loaded.path, stack, webhook_secret=loaded.config.webhook.secret)
+    return session, token
 
 
 def start(session: Session, token: SecretStr | None, options: UpOptions, say: Say) -> None:
@@ -164,30 +169,39 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
         say(f"prefect: marked {reaped} run(s) left running by an earlier k3sc as crashed")
     for pool in ("k3sc-dispatch", "k3sc-agents"):
         stack.start_worker(pool)
-    if session.world is not None:
-        # What GitHub's webhooks plus a receiver do for real repos: label changes become events.
-        session.world.fake.on_event = event_forwarder(session.api_url)
+    start_webhook(session, say)
     # The first scan now; it schedules the next one itself (the chain).
     asyncio.run(dispatch.trigger(session.api_url, reason="k3sc up"))
 
 
-def event_forwarder(api_url: str) -> Callable[[str, dict[str, Any]], None]:
-    """Send the fake GitHub's webhook-style notifications to Prefect as events (best effort)."""
-    import httpx
+def start_webhook(session: Session, say: Say, timeout: float = 60.0) -> None:
+    """The webhook receiver as a child (`k3sc webhook`), when there is a secret to verify with.
 
-    from k3sc.orchestration import events
+    The child reads the secret from the Prefect Secret block `deploy_all` stored, never from its
+    environment or argv. In the sandbox the fake GitHub is hooked to it, so label changes travel
+    the real path: signed delivery, inbox, Prefect event, trigger, scan.
+    """
+    from k3sc.orchestration.stack import free_port, spawn, wait_healthy
 
-    client = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=5.0)
-
-    def forward(name: str, payload: dict[str, Any]) -> None:
-        event = events.from_github(name, payload)
-        if event is None:
-            return
-        # Polling is the backstop: a lost hint only delays the scan.
-        with contextlib.suppress(httpx.HTTPError):
-            client.post("events", json=[event])
-
-    return forward
+    if session.webhook_secret is None:
+        say(
+            "webhook: no secret (K3SC_WEBHOOK_SECRET or webhook.secret), so no receiver: "
+            "label changes reach k3sc by polling"
+        )
+        return
+    stack, hook = session.stack, session.config.webhook
+    port = free_port() if session.world is not None else hook.port
+    env = stack.worker_env({"K3SC_HOME": str(stack.home)})
+    env.pop(k3sc_config.ENV_WEBHOOK_SECRET, None)
+    argv = [sys.executable, "-m", "k3sc", "webhook", "--host", hook.host, "--port", str(port)]
+    process = spawn("webhook", argv, env, stack.log_dir / "webhook.log")
+    stack.processes.append(process)
+    base = f"http://{hook.host}:{port}"
+    wait_healthy(base, timeout, process, path="/healthz")
+    session.webhook_url = base + hook.path
+    say(f"webhook: receiving GitHub deliveries at {session.webhook_url}")
+    if session.world is not None:
+        session.world.fake.hook_to(session.webhook_url, session.webhook_secret.get_secret_value())
 
 
 def default_port(session: Session) -> int | None:
@@ -214,6 +228,8 @@ async def deploy_all(session: Session, token: SecretStr | None) -> None:
     with temporary_settings(updates={PREFECT_API_URL: session.api_url}):
         await deploy.ensure_pools(session.config.max_slots)
         await deploy.save_credentials(token, agent_env(os.environ))
+        if session.webhook_secret is not None:
+            await deploy.save_webhook_secret(session.webhook_secret)
         await asyncio.to_thread(deploy.deploy_flows, session.stack.worker_env())
         await deploy.ensure_zombie_automation()
     async with PrefectAPI(session.api_url) as api:

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from k3sc import config as k3sc_config
 from k3sc.models import AgentRun
-from k3sc.orchestration import runs
+from k3sc.orchestration import dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.orchestration.stack import LocalStack
 from k3sc.sandbox import world as sandbox
@@ -91,8 +91,25 @@ class Deployed:
         self.world.stop()
 
 
-def deployed_world(tmp_path: Path, prefect_api_url: str, seed: dict[str, Any]) -> Deployed:
-    """Build the world, deploy pools, blocks, flows and automations for it (`k3sc up`'s own steps)."""
+async def reset_dispatch(api_url: str) -> None:
+    """A clean slate: no dispatch state, no scheduled or pending dispatch or agent runs."""
+    async with PrefectAPI(api_url) as api:
+        await api.delete_variable(dispatch_state.STATE_VARIABLE)
+        for name in (runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT):
+            deployment = await api.deployment_id(name)
+            for flow_run in await api.flow_runs(
+                deployment_ids=[deployment], state_types=["SCHEDULED", "PENDING"]
+            ):
+                await api.set_state(flow_run.id, "CANCELLED", force=True)
+
+
+def deployed_world(
+    tmp_path: Path, prefect_api_url: str, seed: dict[str, Any], *, webhook_secret: str | None = None
+) -> Deployed:
+    """Build the world, deploy pools, blocks, flows and automations for it (`k3sc up`'s own steps).
+
+    With `webhook_secret` it is stored in the receiver's Secret block, as `k3sc up` does.
+    """
     world = sandbox.build(tmp_path / "world", sandbox.WorldSeed.model_validate(seed))
     env = {
         **os.environ,
@@ -105,6 +122,7 @@ def deployed_world(tmp_path: Path, prefect_api_url: str, seed: dict[str, Any]) -
     stack.extra_env = {k: env[k] for k in ("K3SC_CONFIG", "K3SC_CACHE_DIR")}
     config = k3sc_config.load(world.config_path, environ={}).config
     session = up.Session(tmp_path, config, world.config_path, stack, api_url=prefect_api_url, world=world)
+    session.webhook_secret = SecretStr(webhook_secret) if webhook_secret else None
     try:
         asyncio.run(up.deploy_all(session, SecretStr(world.token)))
     except BaseException:

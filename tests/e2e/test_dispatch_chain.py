@@ -18,7 +18,7 @@ import pytest
 from k3sc.orchestration import dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.orchestration.records import FlowRun
-from tests.e2e.helpers import deployed_world
+from tests.e2e.helpers import deployed_world, reset_dispatch
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def test_idle_scans_back_off_work_resets_and_the_chain_has_one_link(
     )
     world, env = deployed.world, deployed.env
     try:
-        asyncio.run(_reset(prefect_api_url))
+        asyncio.run(reset_dispatch(prefect_api_url))
 
         def scan(
             mode: str = "scheduled",
@@ -80,7 +80,7 @@ def test_idle_scans_back_off_work_resets_and_the_chain_has_one_link(
         assert world.fake.issue_view(world.owner, "api", 1)["labels"][0].startswith(("claude-", "codex-"))
     finally:
         deployed.stop()
-        asyncio.run(_reset(prefect_api_url))
+        asyncio.run(reset_dispatch(prefect_api_url))
 
 
 async def _state(api_url: str) -> tuple[dispatch_state.DispatchState, list[FlowRun]]:
@@ -96,15 +96,3 @@ async def _state(api_url: str) -> tuple[dispatch_state.DispatchState, list[FlowR
 def _scheduled(flow_run: FlowRun) -> datetime:
     assert flow_run.scheduled_time is not None
     return flow_run.scheduled_time
-
-
-async def _reset(api_url: str) -> None:
-    """A clean slate: no dispatch state, no scheduled or pending dispatch or agent runs."""
-    async with PrefectAPI(api_url) as api:
-        await api.delete_variable(dispatch_state.STATE_VARIABLE)
-        for name in (runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT):
-            deployment = await api.deployment_id(name)
-            for flow_run in await api.flow_runs(
-                deployment_ids=[deployment], state_types=["SCHEDULED", "PENDING"]
-            ):
-                await api.set_state(flow_run.id, "CANCELLED", force=True)

@@ -4,7 +4,8 @@ A GitHub stand-in (the fake, answering at a URL given as `github_api_url`) plays
 token comes from GITHUB_TOKEN as a user would export it; the config names a clone URL and the
 stub agent as `agent.command`. Everything else is the real main job.
 
-The secrets are canaries: unique values for GITHUB_TOKEN and every model-provider key. While the
+The secrets are canaries: unique values for GITHUB_TOKEN, the webhook secret and every model-provider
+key; the repository's webhook points at the receiver `k3sc up` runs. While the
 loop runs (a success and a failure), no process but `k3sc up` itself and the agents (which are
 given their credentials on purpose) may show one in /proc/<pid>/environ, and none at all in its
 command line; afterwards none may appear in k3sc's files (logs, HTTP cache, workspaces and their
@@ -27,6 +28,7 @@ import psutil
 import pytest
 import yaml
 
+from k3sc.orchestration.stack import free_port
 from k3sc.sandbox.github import FakeGitHub
 from tests import github_contract
 
@@ -101,7 +103,8 @@ def test_up_runs_the_loop_from_the_users_config_and_leaks_no_secret(
         "CLAUDE_CODE_OAUTH_TOKEN": f"sk-ant-oat-canary-{secrets.token_hex(12)}",
         "OPENAI_API_KEY": f"sk-canary-{secrets.token_hex(12)}",
     }
-    canaries = [token, *model_keys.values()]
+    secret, port = f"hook-canary-{secrets.token_hex(12)}", free_port()
+    canaries = [token, secret, *model_keys.values()]
     started = datetime.now(UTC)
     with FakeGitHub(tmp_path / "remotes", token=token, users=["k3sc-bot", "carol"]) as github:
         remote = github.add_repo("carol", "service", default_branch="trunk")
@@ -120,6 +123,7 @@ def test_up_runs_the_loop_from_the_users_config_and_leaks_no_secret(
             "max_slots": 2,
             "agent": {"command": [sys.executable, "-m", "k3sc.sandbox.stub_agent"]},
             "workspace_root": str(tmp_path / "workspaces"),
+            "webhook": {"port": port},
         }
         (tmp_path / "k3sc.yaml").write_text(yaml.safe_dump(config))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_TOKEN", "GH_TOKEN"))}
@@ -128,8 +132,11 @@ def test_up_runs_the_loop_from_the_users_config_and_leaks_no_secret(
             GITHUB_TOKEN=token,
             K3SC_CONFIG=str(tmp_path / "k3sc.yaml"),
             K3SC_HOME=str(tmp_path / "home"),
+            K3SC_WEBHOOK_SECRET=secret,
             **model_keys,
         )
+        # The repository's webhook, as set up in GitHub's settings (deliveries before `up` fail).
+        hook = github.hook_to(f"http://127.0.0.1:{port}/github", secret)
         up = subprocess.Popen(
             [sys.executable, "-m", "k3sc", "up", "--until-idle", "--timeout", "300"],
             env=env,
@@ -156,7 +163,9 @@ def test_up_runs_the_loop_from_the_users_config_and_leaks_no_secret(
         )
         assert history[1] != history[3], "the reviewer must not be the implementer"
         assert github_contract.violations(github.requests) == []
+        assert hook.wait() and any(d.status == 202 for d in hook.deliveries)
     assert "watching 1 repo(s): carol/service" in stderr
+    assert f"webhook: receiving GitHub deliveries at http://127.0.0.1:{port}/github" in stderr
     assert not [c for c in canaries if c in stdout + stderr]
     assert _leaks_in_files(tmp_path / "home", canaries) == []
     assert _leaks_in_files(tmp_path / "workspaces", canaries) == []

@@ -304,6 +304,8 @@ def test_the_webhook_component_renders_and_is_hardened(tmp_path: Path) -> None:
     service = by_kind(objects, "Service")["k3sc-webhook"]
     assert service["spec"]["ports"][0]["port"] == 8420
     webhook = by_kind(objects, "Deployment")["k3sc-webhook"]
+    # The inbox (dedupe memory and deliveries waiting for Prefect) outlives the pod.
+    assert "k3sc-webhook-inbox" in by_kind(objects, "PersistentVolumeClaim")
     spec = policy.pod_spec(webhook)
     assert spec is not None and policy.violations(spec) == []
     for version in kube_schema.VERSIONS:
@@ -348,6 +350,7 @@ def test_the_in_cluster_config_loads_and_runs_agents_as_jobs_on_the_pvc() -> Non
             "allowed_authors": ["alice"],
             "agent": {"timeout": "2h", "prompts": {"review": "/home/me/review.md"}},
             "github_app": {"app_id": 1, "installation_id": 2, "private_key": "PEM-SECRET"},
+            "webhook": {"port": 9000, "secret": "HOOK-SECRET"},
         }
     )
     document = manifests.config_map(config)
@@ -359,6 +362,9 @@ def test_the_in_cluster_config_loads_and_runs_agents_as_jobs_on_the_pvc() -> Non
     assert loaded.agent.timeout == config.agent.timeout and loaded.repos == config.repos
     assert loaded.agent.prompts.review is None and loaded.github_app is None
     assert "PEM-SECRET" not in json.dumps(document)
+    # The receiver reads its secret from the Prefect block; a masked copy here would break every signature.
+    assert loaded.webhook.port == 9000 and loaded.webhook.secret is None
+    assert "HOOK-SECRET" not in json.dumps(document) and "***" not in json.dumps(document)
 
 
 def test_an_unknown_overlay_is_a_usage_error_naming_the_choices() -> None:
