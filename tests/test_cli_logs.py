@@ -204,13 +204,19 @@ class Follower:
     """A `k3sc logs -f` process whose stdout lines arrive on a queue as they are printed."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "k3sc", "logs", "-f", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ),
-        )
+        # A shell's background job (`pytest … &`, some CI runners) ignores SIGINT and a child inherits
+        # that, so Python would install no Ctrl-C handler; a handled SIGINT resets to default on exec.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "k3sc", "logs", "-f", *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+            )
+        finally:
+            signal.signal(signal.SIGINT, previous)
         self.lines: queue.Queue[str] = queue.Queue()
         assert self.proc.stdout is not None
         self._pumping = threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True)
@@ -244,7 +250,16 @@ class Follower:
         assert self.next_line(timeout=30).endswith("started")
 
     def end(self, timeout: float = 15) -> tuple[int, str]:
-        code = self.proc.wait(timeout=timeout)
+        """Its exit code and stderr; on timeout it is killed and the failure shows both streams."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler prints where it hangs
+            self.proc.wait(timeout=10)
+            assert self.proc.stderr is not None
+            stderr = self.proc.stderr.read()
+            shown = [self.lines.get_nowait() for _ in range(self.lines.qsize())]
+            raise AssertionError(f"still running after {timeout}s; stdout {shown}; stderr {stderr}") from None
         assert self.proc.stderr is not None
         return code, self.proc.stderr.read()
 
