@@ -147,12 +147,17 @@ class LocalStack:
         port = port or free_port()
         prefect_home = self.home / "prefect"
         prefect_home.mkdir(parents=True, exist_ok=True)
+        api_url = f"http://127.0.0.1:{port}/api"
         env = child_env({**SERVER_SETTINGS, "PREFECT_HOME": str(prefect_home), **self.extra_env})
         env.pop("PREFECT_API_URL", None)
+        # The UI asks /ui-settings where its API is; unset, Prefect answers with port 4200
+        # whatever port the server listens on, and the UI shows no runs.
+        env.pop("PREFECT_UI_API_URL", None)
+        env["PREFECT_SERVER_UI_API_URL"] = api_url
         argv = [*prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
         server = spawn("prefect-server", argv, env, self.log_dir / "server.log")
         self.processes.append(server)
-        self.api_url = f"http://127.0.0.1:{port}/api"
+        self.api_url = api_url
         wait_healthy(self.api_url, timeout, server)
         return self.api_url
 
