@@ -6,14 +6,20 @@ Progress goes to stderr so `--json` leaves exactly one document on stdout.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from k3sc.cli import _output
+
+if TYPE_CHECKING:
+    from k3sc.services.up import UpOptions
 
 
 def up(
@@ -49,16 +55,34 @@ def up(
     options = service.UpOptions(sandbox=sandbox, seed=seed, until_idle=until_idle, timeout=timeout, port=port)
 
     def say(line: str) -> None:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        # After SIGHUP the terminal may be gone; the shutdown must go on without it.
+        with contextlib.suppress(OSError):
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
-    session, token = service.prepare(options, say)
+    previous = _stop_on_signals()
+    try:
+        _run(options, json_, say)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(options: UpOptions, json_: bool, say: Callable[[str], None]) -> None:
+    """Prepare, start, wait (for idleness or a signal), and always shut down what was started."""
+    from k3sc.services import up as service
+
+    try:
+        session, token = service.prepare(options, say)
+    except KeyboardInterrupt:
+        say("stopped before starting anything.")
+        return
     try:
         service.start(session, token, options, say)
         for line in service.banner(session):
             say(line)
-        if until_idle:
-            idle = service.wait_idle(session, timeout, say)
+        if options.until_idle:
+            idle = service.wait_idle(session, options.timeout, say)
             report = _output.run(service.summary(session))
             if json_:
                 _output.print_json(report)
@@ -74,7 +98,30 @@ def up(
     except KeyboardInterrupt:
         say("stopping ...")
     finally:
+        _ignore_signals()  # the shutdown is bounded; a second signal must not cut it short
         service.shutdown(session, say)
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    """SIGTERM (supervisors, `kill`) and SIGHUP (terminal closed) stop `k3sc up` as Ctrl-C does.
+
+    SIGINT is handled even when inherited as ignored (a background job of a script), so every
+    way of asking stops the same; SIGHUP ignored by `nohup` stays ignored, as nohup means.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    wanted = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        wanted.append(signal.SIGHUP)
+    return {signum: signal.signal(signum, interrupt) for signum in wanted}
+
+
+def _ignore_signals() -> None:
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def _render(report: dict[str, Any]) -> None:

@@ -331,37 +331,50 @@ async def summary(session: Session) -> dict[str, Any]:
 # --------------------------------------------------------------------------- shutdown
 
 
-async def _cancel_agents(session: Session) -> int:
-    """Ask Prefect to cancel this session's in-flight agent runs (the worker kills them)."""
+async def _active_agents(session: Session) -> list[str]:
+    """Ids of this session's agent runs still waiting or running."""
     async with PrefectAPI(session.api_url) as api:
         repos = {r.repo.key for r in session.config.repos}
-        active = [r for r in await runs.pending_runs(api) if r.phase.active and r.repo.key in repos]
-        for run in active:
-            await api.set_state(run.id, "CANCELLING", message="k3sc up is shutting down")
-        return len(active)
+        return [r.id for r in await runs.pending_runs(api) if r.phase.active and r.repo.key in repos]
+
+
+async def _cancel_agents(session: Session, say: Say, patience: float) -> int:
+    """Ask Prefect to cancel this session's in-flight agent runs and wait, up to `patience`
+    seconds, for the worker to end them (it polls cancellations every few seconds); returns
+    how many are still active."""
+    active = await _active_agents(session)
+    if active:
+        say(f"cancelling {len(active)} agent run(s) ...")
+    async with PrefectAPI(session.api_url) as api:
+        for run_id in active:
+            await api.set_state(run_id, "CANCELLING", message="k3sc up is shutting down")
+    deadline = time.monotonic() + patience
+    while active and time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        active = await _active_agents(session)
+    return len(active)
 
 
 def shutdown(session: Session, say: Say) -> None:
-    """Stop what we started: agents, workers, server, fake GitHub (each bounded in time).
+    """Stop what we started: agents, workers, server, fake GitHub, within about 30 s.
 
     Runs the workers could not finish are marked crashed before the server goes, so the next
     `k3sc up` neither waits for a dead dispatcher's concurrency slot nor forgets a hand-off.
     """
     try:
         if session.api_url:
-            cancelled = asyncio.run(_cancel_agents(session))
-            if cancelled:
-                say(f"cancelling {cancelled} agent run(s) ...")
-                time.sleep(8)  # the worker polls cancellations every 5 s
+            left = asyncio.run(_cancel_agents(session, say, patience=12.0))
+            if left:
+                say(f"{left} agent run(s) did not stop in time; they are marked crashed")
     except Exception as exc:
         say(f"could not cancel agent runs: {exc}")
-    session.stack.stop_workers(grace=10.0)
+    session.stack.stop_workers(grace=8.0)
     try:
         if session.api_url:
             asyncio.run(reap_stale_runs(session.api_url, everything=True))
     except Exception as exc:
         say(f"could not mark interrupted runs: {exc}")
-    session.stack.stop(grace=10.0)
+    session.stack.stop(grace=8.0)
     if session.owned_server:
         server_file().unlink(missing_ok=True)
     if session.world is not None:
