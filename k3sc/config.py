@@ -36,6 +36,7 @@ ENV_CONFIG = "K3SC_CONFIG"
 ENV_HOME = "K3SC_HOME"
 ENV_MAX_SLOTS = "MAX_SLOTS"
 ENV_API_URL = "K3SC_GITHUB_API_URL"
+ENV_DATABASE = "K3SC_DATABASE_URL"
 
 MAX_SLOT_LETTERS = 26
 
@@ -439,6 +440,20 @@ class GitHubAppConfig(_Section):
         return self
 
 
+class PrefectConfig(_Section):
+    """The local Prefect server `k3sc up` starts."""
+
+    # PostgreSQL instead of SQLite under the k3sc home; the URL may hold a password.
+    database: SecretStr | None = None
+
+    @field_validator("database")
+    @classmethod
+    def _postgresql(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(r"^postgres(ql)?(\+asyncpg)?://", value.get_secret_value()):
+            raise ValueError("expected a postgresql://user[:password]@host[:port]/database URL")
+        return value
+
+
 def _default_launch_dir() -> Path:
     return Path(os.path.expanduser("~/code"))
 
@@ -473,6 +488,7 @@ class Config(_Section):
     kubernetes: KubernetesConfig = KubernetesConfig()
     workspace_root: ExpandedPath = Field(default_factory=_default_workspace_root)
     github_app: GitHubAppConfig | None = None
+    prefect: PrefectConfig = PrefectConfig()
 
     @field_validator("github_url", "github_api_url")
     @classmethod
@@ -586,6 +602,12 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Loa
     elif "github_api_url" not in sources and "github_url" in sources:
         sources["github_api_url"] = "derived from github_url"
 
+    if env.get(ENV_DATABASE, "").strip():
+        written = data.get("prefect")
+        section: dict[str, Any] = written if isinstance(written, dict) else {}
+        overrides["prefect"] = {**section, "database": env[ENV_DATABASE].strip()}
+        sources["prefect.database"] = f"env:{ENV_DATABASE}"
+
     try:
         config = Config.model_validate({**data, **overrides})
     except ValidationError as exc:
@@ -667,7 +689,7 @@ def _config_error(exc: ValidationError, path: Path, overrides: dict[str, Any]) -
 
 
 # Which environment variable an override in `load` came from, to name it in errors.
-_OVERRIDE_ENV = {"max_slots": ENV_MAX_SLOTS, "github_api_url": ENV_API_URL}
+_OVERRIDE_ENV = {"max_slots": ENV_MAX_SLOTS, "github_api_url": ENV_API_URL, "prefect": ENV_DATABASE}
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:

@@ -43,6 +43,16 @@ def up(
     port: Annotated[
         int | None, typer.Option("--port", help="Port for the local Prefect server (default: a free one).")
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="postgresql://user@host[:port]/name for the local Prefect server (created if absent) "
+            "instead of SQLite; also K3SC_DATABASE_URL or prefect.database. Put a password in those, "
+            "not here: a command line is visible to every user.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start Prefect (unless PREFECT_API_URL is set), deploy the flows, start the workers and the scans."""
     from k3sc.errors import UsageError
@@ -52,7 +62,23 @@ def up(
         raise UsageError("--seed only applies with --sandbox.")
     if json_ and not until_idle:
         raise UsageError("--json only applies with --until-idle.")
-    options = service.UpOptions(sandbox=sandbox, seed=seed, until_idle=until_idle, timeout=timeout, port=port)
+    secret = None
+    if database is not None:
+        from pydantic import SecretStr
+
+        from k3sc.orchestration import database as databases
+
+        shown = databases.redact(database)
+        if not database.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise UsageError(f"--database {shown}: expected a postgresql://user@host[:port]/name URL.")
+        if shown != database:
+            sys.stderr.write(
+                "warning: --database holds a password, visible in the process list; use K3SC_DATABASE_URL\n"
+            )
+        secret = SecretStr(database)
+    options = service.UpOptions(
+        sandbox=sandbox, seed=seed, until_idle=until_idle, timeout=timeout, port=port, database=secret
+    )
 
     def say(line: str) -> None:
         # After SIGHUP the terminal may be gone; the shutdown must go on without it.

@@ -11,6 +11,7 @@ when `k3sc up` dies without stopping them (SIGKILL, OOM): the next `k3sc up` fin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -23,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from k3sc.errors import OrchestrationError
+from k3sc.orchestration import database as databases
 from k3sc.orchestration import guard
 
 TELEMETRY_OFF = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -165,8 +168,14 @@ class LocalStack:
     def log_dir(self) -> Path:
         return self.home / "logs"
 
-    def start_server(self, *, port: int | None = None, timeout: float = 180.0) -> str:
-        """Start `prefect server start` on loopback with SQLite under `home`; return the API URL."""
+    def start_server(
+        self, *, port: int | None = None, timeout: float = 180.0, database: SecretStr | None = None
+    ) -> str:
+        """Start `prefect server start` on loopback; return the API URL.
+
+        Its data lives in SQLite under `home`, or in the PostgreSQL `database` (created if absent),
+        whose URL reaches the server through its environment, never its command line.
+        """
         port = port or free_port()
         prefect_home = self.home / "prefect"
         prefect_home.mkdir(parents=True, exist_ok=True)
@@ -177,6 +186,11 @@ class LocalStack:
         # whatever port the server listens on, and the UI shows no runs.
         env.pop("PREFECT_UI_API_URL", None)
         env["PREFECT_SERVER_UI_API_URL"] = api_url
+        env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+        env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
+        if database is not None:
+            asyncio.run(databases.ensure(database))
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = databases.server_url(database).get_secret_value()
         argv = [*prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
         server = spawn("prefect-server", argv, env, self.log_dir / "server.log")
         self.processes.append(server)

@@ -27,6 +27,7 @@ from k3sc import config as k3sc_config
 from k3sc import decide, evidence, workflow
 from k3sc.config import Config
 from k3sc.errors import ConfigError, OrchestrationError
+from k3sc.orchestration import database as databases
 from k3sc.orchestration import dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI, server_file
 from k3sc.orchestration.stack import LocalStack
@@ -42,6 +43,7 @@ class UpOptions:
     until_idle: bool = False
     timeout: float = 900.0
     port: int | None = None
+    database: SecretStr | None = None  # --database; else K3SC_DATABASE_URL or prefect.database
 
 
 @dataclass
@@ -129,9 +131,13 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
     if external:
         stack.api_url = session.api_url = external.rstrip("/")
         say(f"prefect: using the server at {session.api_url}")
+        if options.database is not None:
+            say("prefect: --database ignored: PREFECT_API_URL names a server k3sc does not start")
     else:
-        say(f"prefect: starting a local server (data in {stack.home / 'prefect'}) ...")
-        session.api_url = stack.start_server(port=options.port or default_port(session))
+        database = server_database(session, options, os.environ)
+        where = databases.redact(database.get_secret_value()) if database else stack.home / "prefect"
+        say(f"prefect: starting a local server (data in {where}) ...")
+        session.api_url = stack.start_server(port=options.port or default_port(session), database=database)
         session.owned_server = True
         server_file().parent.mkdir(parents=True, exist_ok=True)
         server_file().write_text(json.dumps({"api_url": session.api_url, "pid": os.getpid()}))
@@ -148,6 +154,17 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
         session.world.fake.on_event = event_forwarder(session.api_url)
     # The first scan now; it schedules the next one itself (the chain).
     asyncio.run(dispatch.trigger(session.api_url, reason="k3sc up"))
+
+
+def server_database(session: Session, options: UpOptions, environ: Mapping[str, str]) -> SecretStr | None:
+    """The PostgreSQL database for the local server: `--database`, else (the sandbox does not
+    read the user's config) K3SC_DATABASE_URL or the config's `prefect.database`; None is SQLite."""
+    if options.database is not None:
+        return options.database
+    if session.world is not None:
+        from_env = environ.get(k3sc_config.ENV_DATABASE, "").strip()
+        return SecretStr(from_env) if from_env else None
+    return session.config.prefect.database
 
 
 def event_forwarder(api_url: str) -> Callable[[str, dict[str, Any]], None]:
