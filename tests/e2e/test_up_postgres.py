@@ -24,6 +24,8 @@ import asyncpg  # type: ignore[import-untyped]
 import psutil
 import pytest
 
+from k3sc import names
+
 pytestmark = pytest.mark.e2e
 
 SERVER = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -50,27 +52,30 @@ def test_up_runs_the_sandbox_loop_on_postgresql(tmp_path: Path, database_name: s
     url = f"postgresql://postgres:{canary}@127.0.0.1:5432/{database_name}"
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GITHUB_TOKEN", "GH_TOKEN"))}
-    env.update(K3SC_HOME=str(home), K3SC_DATABASE_URL=url)
+    env["K3SC_HOME"] = str(home)
     argv = [sys.executable, "-m", "k3sc", "up", "--sandbox", "--until-idle", "--json", "--timeout", "600"]
-    up = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = tmp_path / "stdout", tmp_path / "stderr"  # files: a full pipe would block the loop
+    with out.open("w") as stdout_file, err.open("w") as stderr_file:
+        up = subprocess.Popen([*argv, "--database", url], env=env, stdout=stdout_file, stderr=stderr_file)
     command_lines: set[str] = set()
     while up.poll() is None:
-        # Every process k3sc started, sampled while the loop runs.
+        # Every process k3sc started (its own command line holds what the user typed), sampled
+        # while the loop runs.
         try:
             for child in psutil.Process(up.pid).children(recursive=True):
                 command_lines.add(" ".join(child.cmdline()))
         except psutil.Error:
             pass
         time.sleep(1.0)
-    stdout, stderr = up.communicate(timeout=60)
+    stdout, stderr = out.read_text(), err.read_text()
     assert up.returncode == 0, stderr[-4000:]
+    assert "warning: --database holds a password" in stderr
     summary = json.loads(stdout)
     assert sum(1 for issue in summary["issues"] if issue["labels"] == ["needs-human"]) >= 4, stdout
     assert f"data in postgresql://postgres:***@127.0.0.1:5432/{database_name}" in stderr
 
-    agent_runs = asyncio.run(
-        _sql("SELECT name, tags FROM flow_run WHERE tags ? 'k3sc'", database=database_name)
-    )
+    query = f"SELECT name FROM flow_run WHERE tags ? '{names.TAG_AGENT_RUN}'"
+    agent_runs = asyncio.run(_sql(query, database=database_name))
     attempts = sum(len(issue["attempts"]) for issue in summary["issues"])
     assert len(agent_runs) == attempts > 0
 
