@@ -487,8 +487,8 @@ class Config(_Section):
     budget: BudgetConfig = BudgetConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
     workspace_root: ExpandedPath = Field(default_factory=_default_workspace_root)
-    github_app: GitHubAppConfig | None = None
     prefect: PrefectConfig = PrefectConfig()
+    github_app: GitHubAppConfig | None = None
 
     @field_validator("github_url", "github_api_url")
     @classmethod
