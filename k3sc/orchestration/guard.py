@@ -63,7 +63,7 @@ def descendants() -> list[psutil.Process]:
 _hurry = {"now": False}
 
 
-def end_all(grace: float) -> None:
+def end_all(grace: float, child: subprocess.Popen[bytes] | None = None) -> None:
     """SIGTERM to every descendant, up to `grace` seconds for them to go, then SIGKILL the rest.
 
     Repeated until none is left: as a subreaper the guard inherits orphans while it works.
@@ -79,15 +79,20 @@ def end_all(grace: float) -> None:
         for process in alive:
             with contextlib.suppress(psutil.Error):
                 process.send_signal(sig)
-        _reap()
+        _reap(child)
         time.sleep(0.1)
 
 
-def _reap() -> None:
-    """Collect exited orphans, which became the guard's children (zombies otherwise)."""
+def _reap(child: subprocess.Popen[bytes] | None = None) -> None:
+    """Collect exited orphans, which became the guard's children (zombies otherwise, still
+    counted as running by anyone looking); the guarded child's status goes to its Popen."""
     with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
+        while True:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                return
+            if child is not None and pid == child.pid:
+                child.returncode = os.waitstatus_to_exitcode(status)
 
 
 def main(argv: list[str]) -> int:
@@ -119,13 +124,14 @@ def main(argv: list[str]) -> int:
         while (status := child.poll()) is None:
             if parent_gone():
                 raise _Stop(kill=False)
+            _reap(child)
             time.sleep(_POLL_S)
         code = status
         _quiet(forward)
-        end_all(_TEARDOWN_GRACE_S)  # whatever the child left behind
+        end_all(_TEARDOWN_GRACE_S, child)  # whatever the child left behind
     except _Stop as stop:
         _quiet(forward)
-        end_all(0.0 if stop.kill else _TEARDOWN_GRACE_S)
+        end_all(0.0 if stop.kill else _TEARDOWN_GRACE_S, child)
         code = child.wait()
     return code if code >= 0 else 128 - code
 
