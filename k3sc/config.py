@@ -58,6 +58,7 @@ SECRET_ENV_VARS = frozenset(
 )
 ENV_API_URL = "K3SC_GITHUB_API_URL"
 ENV_WEBHOOK_SECRET = "K3SC_WEBHOOK_SECRET"  # noqa: S105 (the variable's name)
+ENV_DATABASE = "K3SC_DATABASE_URL"
 
 MAX_SLOT_LETTERS = 26
 
@@ -480,6 +481,20 @@ class WebhookConfig(_Section):
         return value
 
 
+class PrefectConfig(_Section):
+    """The local Prefect server `k3sc up` starts."""
+
+    # PostgreSQL instead of SQLite under the k3sc home; the URL may hold a password.
+    database: SecretStr | None = None
+
+    @field_validator("database")
+    @classmethod
+    def _postgresql(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(r"^postgres(ql)?(\+asyncpg)?://", value.get_secret_value()):
+            raise ValueError("expected a postgresql://user[:password]@host[:port]/database URL")
+        return value
+
+
 def _default_launch_dir() -> Path:
     return Path(os.path.expanduser("~/code"))
 
@@ -514,6 +529,7 @@ class Config(_Section):
     kubernetes: KubernetesConfig = KubernetesConfig()
     webhook: WebhookConfig = WebhookConfig()
     workspace_root: ExpandedPath = Field(default_factory=_default_workspace_root)
+    prefect: PrefectConfig = PrefectConfig()
     github_app: GitHubAppConfig | None = None
 
     @field_validator("github_url", "github_api_url")
@@ -633,6 +649,11 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Loa
         section = section if isinstance(section, dict) else {}
         overrides["webhook"] = {**section, "secret": env[ENV_WEBHOOK_SECRET]}
         sources["webhook.secret"] = f"env:{ENV_WEBHOOK_SECRET}"
+    if env.get(ENV_DATABASE, "").strip():
+        written = data.get("prefect")
+        prefect_section: dict[str, Any] = written if isinstance(written, dict) else {}
+        overrides["prefect"] = {**prefect_section, "database": env[ENV_DATABASE].strip()}
+        sources["prefect.database"] = f"env:{ENV_DATABASE}"
 
     try:
         config = Config.model_validate({**data, **overrides})
@@ -719,6 +740,7 @@ _OVERRIDE_ENV = {
     "max_slots": ENV_MAX_SLOTS,
     "github_api_url": ENV_API_URL,
     "webhook.secret": ENV_WEBHOOK_SECRET,
+    "prefect": ENV_DATABASE,
 }
 
 

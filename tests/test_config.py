@@ -108,6 +108,7 @@ DEFAULTS = [
         "workspace_root", k3sc_home("workspaces"), id="workspace_root defaults to K3SC_HOME/workspaces"
     ),
     pytest.param("github_app", None, id="github_app defaults to unset (token auth)"),
+    pytest.param("prefect.database", None, id="prefect.database defaults to unset (SQLite under K3SC_HOME)"),
     pytest.param(
         "kubernetes.image", "k3sc-agent:latest", id="kubernetes.image defaults to k3sc-agent:latest"
     ),

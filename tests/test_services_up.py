@@ -1,10 +1,16 @@
-"""Small pure parts of `k3sc up`: which secrets it stores, and the credential blocks' masking."""
+"""Small pure parts of `k3sc up`: which secrets it stores, the credential blocks' masking, and
+which database its Prefect server gets."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from pydantic import SecretStr
 
 from blocks.credentials import AgentCredentials, GitHubCredentials
+from k3sc.config import Config
+from k3sc.orchestration.stack import LocalStack
 from k3sc.services import up
 
 
@@ -34,3 +40,31 @@ def test_blocks_never_show_their_secrets() -> None:
     ):
         assert "secret" not in shown.replace("SecretStr", "").lower(), shown
     assert agents.values() == {"OPENAI_API_KEY": "sk-secret"}
+
+
+FLAG, ENV, FILE = (SecretStr(f"postgresql://u@h/{name}") for name in ("flag", "env", "file"))
+
+
+@pytest.mark.parametrize(
+    ("flag", "sandbox", "expected"),
+    [
+        pytest.param(FLAG, False, FLAG, id="--database wins over the config"),
+        pytest.param(FLAG, True, FLAG, id="--database wins over the environment in the sandbox"),
+        pytest.param(None, False, FILE, id="the config (K3SC_DATABASE_URL already applied by load)"),
+        pytest.param(None, True, ENV, id="the sandbox reads the environment, not the user's config"),
+    ],
+)
+def test_which_database_the_local_server_gets(
+    tmp_path: Path, flag: SecretStr | None, sandbox: bool, expected: SecretStr
+) -> None:
+    config = Config(prefect={"database": FILE.get_secret_value()})
+    session = up.Session(
+        tmp_path, config, tmp_path / "k3sc.yaml", LocalStack(tmp_path), world=object() if sandbox else None
+    )
+    environ = {"K3SC_DATABASE_URL": ENV.get_secret_value()}
+    assert up.server_database(session, up.UpOptions(sandbox=sandbox, database=flag), environ) == expected
+
+
+def test_without_a_database_the_server_stays_on_sqlite(tmp_path: Path) -> None:
+    session = up.Session(tmp_path, Config(), tmp_path / "k3sc.yaml", LocalStack(tmp_path))
+    assert up.server_database(session, up.UpOptions(), {}) is None

@@ -6,14 +6,20 @@ Progress goes to stderr so `--json` leaves exactly one document on stdout.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from k3sc.cli import _output
+
+if TYPE_CHECKING:
+    from k3sc.services.up import UpOptions
 
 
 def up(
@@ -37,6 +43,16 @@ def up(
     port: Annotated[
         int | None, typer.Option("--port", help="Port for the local Prefect server (default: a free one).")
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="postgresql://user@host[:port]/name for the local Prefect server (created if absent) "
+            "instead of SQLite; also K3SC_DATABASE_URL or prefect.database. Put a password in those, "
+            "not here: a command line is visible to every user.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start Prefect (unless PREFECT_API_URL is set), deploy the flows, start the workers and the scans."""
     from k3sc.errors import UsageError
@@ -46,19 +62,53 @@ def up(
         raise UsageError("--seed only applies with --sandbox.")
     if json_ and not until_idle:
         raise UsageError("--json only applies with --until-idle.")
-    options = service.UpOptions(sandbox=sandbox, seed=seed, until_idle=until_idle, timeout=timeout, port=port)
+    secret = None
+    if database is not None:
+        from pydantic import SecretStr
+
+        from k3sc.orchestration import database as databases
+
+        shown = databases.redact(database)
+        if not database.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise UsageError(f"--database {shown}: expected a postgresql://user@host[:port]/name URL.")
+        if shown != database:
+            sys.stderr.write(
+                "warning: --database holds a password, visible in the process list; use K3SC_DATABASE_URL\n"
+            )
+        secret = SecretStr(database)
+    options = service.UpOptions(
+        sandbox=sandbox, seed=seed, until_idle=until_idle, timeout=timeout, port=port, database=secret
+    )
 
     def say(line: str) -> None:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        # After SIGHUP the terminal may be gone; the shutdown must go on without it.
+        with contextlib.suppress(OSError):
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
-    session, token = service.prepare(options, say)
+    previous = _stop_on_signals()
+    try:
+        _run(options, json_, say)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(options: UpOptions, json_: bool, say: Callable[[str], None]) -> None:
+    """Prepare, start, wait (for idleness or a signal), and always shut down what was started."""
+    from k3sc.services import up as service
+
+    try:
+        session, token = service.prepare(options, say)
+    except KeyboardInterrupt:
+        say("stopped before starting anything.")
+        return
     try:
         service.start(session, token, options, say)
         for line in service.banner(session):
             say(line)
-        if until_idle:
-            idle = service.wait_idle(session, timeout, say)
+        if options.until_idle:
+            idle = service.wait_idle(session, options.timeout, say)
             report = _output.run(service.summary(session))
             if json_:
                 _output.print_json(report)
@@ -74,7 +124,30 @@ def up(
     except KeyboardInterrupt:
         say("stopping ...")
     finally:
+        _ignore_signals()  # the shutdown is bounded; a second signal must not cut it short
         service.shutdown(session, say)
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    """SIGTERM (supervisors, `kill`) and SIGHUP (terminal closed) stop `k3sc up` as Ctrl-C does.
+
+    SIGINT is handled even when inherited as ignored (a background job of a script), so every
+    way of asking stops the same; SIGHUP ignored by `nohup` stays ignored, as nohup means.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    wanted = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        wanted.append(signal.SIGHUP)
+    return {signum: signal.signal(signum, interrupt) for signum in wanted}
+
+
+def _ignore_signals() -> None:
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def _render(report: dict[str, Any]) -> None:

@@ -4,11 +4,14 @@
 starts, with telemetry off (reference/prefect.md §10), a 1 s worker poll (hand-offs in
 seconds, §2.7 of intake-and-budget.md) and flow heartbeats so a killed run is detected.
 Each child gets its own session so Ctrl-C in a terminal reaches k3sc first, and k3sc stops
-them in order: workers (one signal, a bounded wait, then SIGKILL of the group), then server.
+them in order: workers (one signal, a bounded wait, then SIGKILL of all they started), then
+server. Each runs under `k3sc.orchestration.guard`, which ends it and everything it started
+when `k3sc up` dies without stopping them (SIGKILL, OOM): the next `k3sc up` finds its port free.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -21,9 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from k3sc.config import SECRET_ENV_VARS
 from k3sc.errors import OrchestrationError
+from k3sc.orchestration import database as databases
+from k3sc.orchestration import guard
 
 TELEMETRY_OFF = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
@@ -92,22 +98,12 @@ class ManagedProcess:
         return self.popen.poll() is None
 
     def stop(self, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
-        """One polite signal to the leader, a bounded wait, then SIGKILL of the whole group.
+        """One polite signal, a bounded wait, then SIGKILL of everything it started."""
+        stop_all([self], grace, sig)
 
-        Only the leader gets the first signal: a Prefect worker then stops polling and lets the
-        flow runs it started finish (a signal to the whole group would kill them mid-state-write
-        and leave them Running in Prefect, holding the dispatcher's concurrency slot).
-        """
-        if not self.alive:
-            return
+    def signal(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.popen.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=grace)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=10)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -116,18 +112,48 @@ class ManagedProcess:
             return ""
 
 
+def stop_all(processes: list[ManagedProcess], grace: float, sig: int = signal.SIGTERM) -> None:
+    """Stop `processes` together, so their waits overlap: the sum of graces could pass 30 s.
+
+    Only the process itself gets the first signal (through its guard): a Prefect worker then
+    stops polling and lets the flow runs it started finish (a signal to the whole group would
+    kill them mid-state-write and leave them Running in Prefect, holding the dispatcher's
+    concurrency slot). After `grace`, the guard kills all it watches; SIGKILL of the process
+    group is the last resort, should the guard itself not answer.
+    """
+    alive = [p for p in processes if p.alive]
+    for process in alive:
+        process.signal(sig)
+    _wait_all(alive, grace)
+    for process in alive:
+        process.signal(guard.KILL_NOW)
+    _wait_all(alive, 10.0)
+    for process in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.popen.pid, signal.SIGKILL)
+    _wait_all(alive, 10.0)
+
+
+def _wait_all(processes: list[ManagedProcess], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.popen.wait(timeout=max(deadline - time.monotonic(), 0.0))
+
+
 def spawn(
     name: str, argv: list[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
 ) -> ManagedProcess:
+    """Start `argv` under a guard, in its own session, with output to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     try:
         popen = subprocess.Popen(
-            argv,
+            [sys.executable, "-m", guard.__name__, *argv],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=dict(env),
+            env={**env, guard.PARENT_ENV: str(os.getpid())},
             cwd=cwd,
             start_new_session=True,
         )
@@ -149,17 +175,33 @@ class LocalStack:
     def log_dir(self) -> Path:
         return self.home / "logs"
 
-    def start_server(self, *, port: int | None = None, timeout: float = 180.0) -> str:
-        """Start `prefect server start` on loopback with SQLite under `home`; return the API URL."""
+    def start_server(
+        self, *, port: int | None = None, timeout: float = 180.0, database: SecretStr | None = None
+    ) -> str:
+        """Start `prefect server start` on loopback; return the API URL.
+
+        Its data lives in SQLite under `home`, or in the PostgreSQL `database` (created if absent),
+        whose URL reaches the server through its environment, never its command line.
+        """
         port = port or free_port()
         prefect_home = self.home / "prefect"
         prefect_home.mkdir(parents=True, exist_ok=True)
+        api_url = f"http://127.0.0.1:{port}/api"
         env = child_env({**SERVER_SETTINGS, "PREFECT_HOME": str(prefect_home), **self.extra_env})
         env.pop("PREFECT_API_URL", None)
+        # The UI asks /ui-settings where its API is; unset, Prefect answers with port 4200
+        # whatever port the server listens on, and the UI shows no runs.
+        env.pop("PREFECT_UI_API_URL", None)
+        env["PREFECT_SERVER_UI_API_URL"] = api_url
+        env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+        env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
+        if database is not None:
+            asyncio.run(databases.ensure(database))
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = databases.server_url(database).get_secret_value()
         argv = [*prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
         server = spawn("prefect-server", argv, env, self.log_dir / "server.log")
         self.processes.append(server)
-        self.api_url = f"http://127.0.0.1:{port}/api"
+        self.api_url = api_url
         wait_healthy(self.api_url, timeout, server)
         return self.api_url
 
@@ -189,14 +231,14 @@ class LocalStack:
 
     def stop_workers(self, grace: float = 10.0) -> None:
         """Stop the workers started here (the server keeps running)."""
-        for process in [p for p in self.processes if p.name.startswith("worker")]:
-            process.stop(grace=grace)
-            self.processes.remove(process)
+        workers = [p for p in self.processes if p.name.startswith("worker")]
+        stop_all(workers, grace)
+        self.processes = [p for p in self.processes if p not in workers]
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop everything started here, newest first (workers before the server)."""
-        for process in reversed(self.processes):
-            process.stop(grace=grace)
+        """Stop everything started here: the workers, then the server."""
+        self.stop_workers(grace)
+        stop_all(self.processes, grace)
         self.processes.clear()
 
 

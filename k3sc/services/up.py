@@ -27,6 +27,7 @@ from k3sc import config as k3sc_config
 from k3sc import decide, evidence, workflow
 from k3sc.config import Config
 from k3sc.errors import ConfigError, OrchestrationError
+from k3sc.orchestration import database as databases
 from k3sc.orchestration import dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI, server_file
 from k3sc.orchestration.stack import LocalStack
@@ -42,6 +43,7 @@ class UpOptions:
     until_idle: bool = False
     timeout: float = 900.0
     port: int | None = None
+    database: SecretStr | None = None  # --database; else K3SC_DATABASE_URL or prefect.database
 
 
 @dataclass
@@ -155,9 +157,13 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
     if external:
         stack.api_url = session.api_url = external.rstrip("/")
         say(f"prefect: using the server at {session.api_url}")
+        if options.database is not None:
+            say("prefect: --database ignored: PREFECT_API_URL names a server k3sc does not start")
     else:
-        say(f"prefect: starting a local server (data in {stack.home / 'prefect'}) ...")
-        session.api_url = stack.start_server(port=options.port or default_port(session))
+        database = server_database(session, options, os.environ)
+        where = databases.redact(database.get_secret_value()) if database else stack.home / "prefect"
+        say(f"prefect: starting a local server (data in {where}) ...")
+        session.api_url = stack.start_server(port=options.port or default_port(session), database=database)
         session.owned_server = True
         server_file().parent.mkdir(parents=True, exist_ok=True)
         server_file().write_text(json.dumps({"api_url": session.api_url, "pid": os.getpid()}))
@@ -172,6 +178,17 @@ def start(session: Session, token: SecretStr | None, options: UpOptions, say: Sa
     start_webhook(session, say)
     # The first scan now; it schedules the next one itself (the chain).
     asyncio.run(dispatch.trigger(session.api_url, reason="k3sc up"))
+
+
+def server_database(session: Session, options: UpOptions, environ: Mapping[str, str]) -> SecretStr | None:
+    """The PostgreSQL database for the local server: `--database`, else (the sandbox does not
+    read the user's config) K3SC_DATABASE_URL or the config's `prefect.database`; None is SQLite."""
+    if options.database is not None:
+        return options.database
+    if session.world is not None:
+        from_env = environ.get(k3sc_config.ENV_DATABASE, "").strip()
+        return SecretStr(from_env) if from_env else None
+    return session.config.prefect.database
 
 
 def start_webhook(session: Session, say: Say, timeout: float = 60.0) -> None:
@@ -368,37 +385,50 @@ async def summary(session: Session) -> dict[str, Any]:
 # --------------------------------------------------------------------------- shutdown
 
 
-async def _cancel_agents(session: Session) -> int:
-    """Ask Prefect to cancel this session's in-flight agent runs (the worker kills them)."""
+async def _active_agents(session: Session) -> list[str]:
+    """Ids of this session's agent runs still waiting or running."""
     async with PrefectAPI(session.api_url) as api:
         repos = {r.repo.key for r in session.config.repos}
-        active = [r for r in await runs.pending_runs(api) if r.phase.active and r.repo.key in repos]
-        for run in active:
-            await api.set_state(run.id, "CANCELLING", message="k3sc up is shutting down")
-        return len(active)
+        return [r.id for r in await runs.pending_runs(api) if r.phase.active and r.repo.key in repos]
+
+
+async def _cancel_agents(session: Session, say: Say, patience: float) -> int:
+    """Ask Prefect to cancel this session's in-flight agent runs and wait, up to `patience`
+    seconds, for the worker to end them (it polls cancellations every few seconds); returns
+    how many are still active."""
+    active = await _active_agents(session)
+    if active:
+        say(f"cancelling {len(active)} agent run(s) ...")
+    async with PrefectAPI(session.api_url) as api:
+        for run_id in active:
+            await api.set_state(run_id, "CANCELLING", message="k3sc up is shutting down")
+    deadline = time.monotonic() + patience
+    while active and time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        active = await _active_agents(session)
+    return len(active)
 
 
 def shutdown(session: Session, say: Say) -> None:
-    """Stop what we started: agents, workers, server, fake GitHub (each bounded in time).
+    """Stop what we started: agents, workers, server, fake GitHub, within about 30 s.
 
     Runs the workers could not finish are marked crashed before the server goes, so the next
     `k3sc up` neither waits for a dead dispatcher's concurrency slot nor forgets a hand-off.
     """
     try:
         if session.api_url:
-            cancelled = asyncio.run(_cancel_agents(session))
-            if cancelled:
-                say(f"cancelling {cancelled} agent run(s) ...")
-                time.sleep(8)  # the worker polls cancellations every 5 s
+            left = asyncio.run(_cancel_agents(session, say, patience=12.0))
+            if left:
+                say(f"{left} agent run(s) did not stop in time; they are marked crashed")
     except Exception as exc:
         say(f"could not cancel agent runs: {exc}")
-    session.stack.stop_workers(grace=10.0)
+    session.stack.stop_workers(grace=8.0)
     try:
         if session.api_url:
             asyncio.run(reap_stale_runs(session.api_url, everything=True))
     except Exception as exc:
         say(f"could not mark interrupted runs: {exc}")
-    session.stack.stop(grace=10.0)
+    session.stack.stop(grace=8.0)
     if session.owned_server:
         server_file().unlink(missing_ok=True)
     if session.world is not None:
