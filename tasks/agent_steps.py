@@ -127,6 +127,7 @@ async def confine_agent(config: Config, repo: Repo, prepared: workspace.Workspac
         secret_files=secret_files,
         writable=local_remote,
         guards=guards,
+        program=config.agent.command or (),
     )
     log.info(
         "agent sandboxed by bubblewrap: workspace writable, k3sc's home and %s paths hidden",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,44 @@ def test_the_command_mounts_in_an_order_where_later_covers_earlier() -> None:
         "--ro-bind", f"{bin_dir}/git", "/usr/lib/git-core/git",
         "--chdir", str(WS), "--", "claude", "-p", "x",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("program", "expected"),
+    [
+        pytest.param(["/tmp/ci.x1/.venv/bin/python", "-m", "stub"], (Path("/tmp/ci.x1"),),
+                     id="a program in a checkout under /tmp stays readable"),
+        pytest.param(["/usr/bin/env", "claude"], (), id="a program outside /tmp needs nothing"),
+        pytest.param([], (), id="the default CLIs need nothing"),
+    ],
+)  # fmt: skip
+def test_the_agents_own_program_under_tmp_stays_readable(
+    program: list[str], expected: tuple[Path, ...]
+) -> None:
+    found = confine.layout(ROOT / "claude-a" / "acme-api", home=HOME, k3sc_home=K3SC, workspace_root=ROOT,
+                           program=program, exists={})  # fmt: skip
+    assert found.readable == expected
+    argv = confine.command(["true"], "/usr/bin/bwrap", found)
+    for path in expected:
+        bind = argv.index(str(path)) - 1
+        # Shown read-only after the private /tmp and before anything hides: secrets inside stay hidden.
+        assert argv[bind : bind + 3] == ["--ro-bind", str(path), str(path)]
+        assert argv.index("/tmp") < bind
+
+
+def test_a_program_under_tmp_runs_in_the_sandbox(tmp_path: Path) -> None:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None or confine.probe(bwrap) is not None:
+        pytest.skip("no working bwrap here (apt-get install bubblewrap)")
+    program = tmp_path / "bin" / "agent"
+    program.parent.mkdir()
+    program.write_text("#!/bin/sh\necho agent ran\n")
+    program.chmod(0o755)
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    found = confine.layout(workspace, home=tmp_path / "home", k3sc_home=tmp_path / "k3sc",
+                           workspace_root=tmp_path / "workspaces", program=[str(program)])  # fmt: skip
+    done = subprocess.run(
+        confine.command([str(program)], bwrap, found), capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "agent ran\n"), done.stderr

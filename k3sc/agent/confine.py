@@ -212,6 +212,8 @@ class Layout:
     hide_files: tuple[Path, ...] = ()
     writable: tuple[Path, ...] = ()
     guards: Guards | None = None
+    # Under /tmp, which the sandbox replaces with its own: the agent's own program, shown read-only.
+    readable: tuple[Path, ...] = ()
 
 
 def command(argv: Sequence[str], bwrap: str, layout: Layout) -> list[str]:
@@ -230,6 +232,8 @@ def command(argv: Sequence[str], bwrap: str, layout: Layout) -> list[str]:
         "--cap-drop", "ALL",
         "--die-with-parent",
     ]  # fmt: skip
+    for path in layout.readable:
+        args += ["--ro-bind", str(path), str(path)]
     for directory in layout.hide_dirs:
         args += ["--tmpfs", str(directory)]
     for file in layout.hide_files:
@@ -271,6 +275,7 @@ def layout(
     secret_files: Iterable[Path] = (),
     writable: Iterable[Path] = (),
     guards: Guards | None = None,
+    program: Sequence[str] = (),
     exists: Mapping[str, str] | None = None,
 ) -> Layout:
     """What to hide and what to keep writable for one run, from the paths that exist.
@@ -283,6 +288,7 @@ def layout(
         secret_files: more files to hide (the config file, the GitHub App key).
         writable: more paths the agent must write (a local bare remote in the sandbox world).
         guards: the gh and git wrappers to mount over the real tools.
+        program: the agent command's argv; where it lives under /tmp stays readable.
         exists: a seam for tests, path → "dir" or "file" for what exists; None looks at the
             filesystem.
     """
@@ -309,7 +315,25 @@ def layout(
         hide_files=tuple(dict.fromkeys(hide_files)),
         writable=tuple(dict.fromkeys(keep)),
         guards=guards,
+        readable=under_tmp(program[:1]),
     )
+
+
+def under_tmp(paths: Iterable[str]) -> tuple[Path, ...]:
+    """The top directories under /tmp that hold `paths` (as given and resolved, found on PATH).
+
+    The sandbox's private /tmp would hide a program installed there (a project checked out in a
+    temporary directory runs its venv's python from it), so its directory comes back read-only;
+    hidden paths inside it are hidden again after it.
+    """
+    tmp = Path("/tmp")
+    roots: list[Path] = []
+    for given in paths:
+        found = shutil.which(given) or given
+        for path in (Path(found).absolute(), Path(os.path.realpath(found))):
+            if _inside(path, tmp):
+                roots.append(tmp / path.relative_to(tmp).parts[0])
+    return tuple(dict.fromkeys(roots))
 
 
 def _inside(path: Path, parent: Path, *, strict: bool = True) -> bool:
