@@ -105,6 +105,7 @@ class Jail:
             secret_files=[self.home / ".k3sc.yaml"],
             writable=[self.remote],
             guards=guards,
+            program=argv,
         )
         assert BWRAP is not None
         lines: list[str] = []

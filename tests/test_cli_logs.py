@@ -55,15 +55,22 @@ class Server:
             "parameters": {"repo": repo.full_name, "issue": issue, "kind": kind.value, "attempt": attempt},
             "state": {"type": "SCHEDULED"},
         }
-        response = self.http.post("flow_runs/", json=body)
-        response.raise_for_status()
+        response = self._post("flow_runs/", body)
         run_id: str = response.json()["id"]
         self.state(run_id, "RUNNING")
         return run_id
 
     def state(self, run_id: str, state_type: str) -> None:
-        body = {"state": {"type": state_type}, "force": True}
-        self.http.post(f"flow_runs/{run_id}/set_state", json=body).raise_for_status()
+        self._post(f"flow_runs/{run_id}/set_state", {"state": {"type": state_type}, "force": True})
+
+    def _post(self, path: str, body: Any) -> httpx.Response:
+        """POST, waiting out the SQLite-backed server's "database is locked" 503s as k3sc's client does."""
+        for _ in range(10):
+            response = self.http.post(path, json=body)
+            if response.status_code != 503:
+                break
+            time.sleep(0.5)
+        return response.raise_for_status()
 
     def log(self, run_id: str, *messages: str, name: str = "prefect.flow_runs") -> None:
         now = datetime.now(UTC)
@@ -77,7 +84,7 @@ class Server:
             }
             for i, message in enumerate(messages)
         ]
-        self.http.post("logs/", json=body).raise_for_status()
+        self._post("logs/", body)
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ real agent has, through the real git hooks and the real (fake) GitHub:
                   result `subtype: success`, `is_error: true`) and exits 0; a Codex agent is ok
     usage-limit=<s>  the same, preceded by a `rate_limit_event` rejected with `resetsAt` = the
                   first hit + <s> seconds, and only until then: afterwards it is ok. The first
-                  Claude run to hit it marks the issue with a comment, whose time is the account's
-                  clock (a short, shared reset for end-to-end tests, kept on GitHub, no local state)
+                  Claude run to hit it marks its issue with a comment, whose time is the account's
+                  clock for every issue of the repository (a short, shared reset for
+                  end-to-end tests, kept on GitHub, no local state)
     budget=<n>    stream assistant messages of 1,000 tokens each, ten a second, until <n>
                   tokens are reported, then ok; SIGINT ends it like Claude's interrupt
     slow=<s>      sleep <s> seconds, then ok
@@ -377,9 +378,13 @@ def limit_resets_at(first_hit: str, seconds: float, now: float) -> float | None:
 
 
 def first_limit_hit(gh: GitHub, ctx: Context) -> str:
-    """When the issue's limit was first hit (ISO 8601), marking it now if it never was."""
-    comments = gh.call("GET", f"/issues/{ctx.issue}/comments", params={"per_page": 100})
-    marks = [c["created_at"] for c in comments if str(c.get("body", "")).startswith(LIMIT_MARK)]
+    """When the account's limit was first hit (ISO 8601): the earliest mark on any issue of the
+    repository, else now, marked on this issue. One clock for every issue, as an account has."""
+    marks = []
+    for issue in gh.call("GET", "/issues", params={"state": "all", "per_page": 100}):
+        if issue.get("comments"):
+            comments = gh.call("GET", f"/issues/{issue['number']}/comments", params={"per_page": 100})
+            marks += [c["created_at"] for c in comments if str(c.get("body", "")).startswith(LIMIT_MARK)]
     if marks:
         return str(min(marks))
     mark = gh.call("POST", f"/issues/{ctx.issue}/comments", json={"body": f"{LIMIT_MARK} by {ctx.agent}"})

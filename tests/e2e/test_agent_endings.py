@@ -1,7 +1,8 @@
 """A usage limit, end to end on a real server: the family rests, the other works, it comes back.
 
-Issue #1's stub hits a Claude usage limit (exit 0, `subtype: success`, `is_error: true`, preceded
-by a rejected `rate_limit_event`) until 30 s after the first Claude run met it. The dispatcher must
+Every issue's stub hits a Claude usage limit (exit 0, `subtype: success`, `is_error: true`, preceded
+by a rejected `rate_limit_event`) until 20 s after the first Claude run met it; there is more work
+than Codex's two slots finish in that time. The dispatcher must
 read back a FAILED run named `Parked` whose message decodes to a `LimitHit`; park the Claude family
 (no Claude run starts until the reset; Codex keeps working); wake at the reset instead of backing
 off; and finish both issues at `needs-human` with the parked attempts uncounted. Every run leaves a
@@ -24,7 +25,8 @@ from tests.e2e.helpers import issue, run_up
 
 pytestmark = pytest.mark.e2e
 
-RESET_AFTER_S = 30  # from the first hit: long enough to see the family rest, short enough to wait for
+RESET_AFTER_S = 20  # from the first hit: long enough to see the family rest, short enough to wait for
+ISSUES = 5
 
 
 def _time(text: str) -> datetime:
@@ -54,15 +56,15 @@ def test_a_usage_limit_parks_the_family_the_other_works_and_it_resumes_after_the
             {
                 "name": "api",
                 "issues": [
-                    {"title": "hits the limit", "author": "alice", "stub": f"usage-limit={RESET_AFTER_S}"},
-                    {"title": "plain work", "author": "alice"},
+                    {"title": f"task {n}", "author": "alice", "stub": f"usage-limit={RESET_AFTER_S}"}
+                    for n in range(1, ISSUES + 1)
                 ],
             }
         ],
     }
     summary = run_up(tmp_path, prefect_api_url, seed)
     owner = summary["owner"].lower()
-    for ref in ("#1", "#2"):
+    for ref in (f"#{n}" for n in range(1, ISSUES + 1)):
         row = issue(summary, ref)
         assert row["labels"] == ["needs-human"], row
         # Parked attempts are not failures: nothing went to a human for them.
