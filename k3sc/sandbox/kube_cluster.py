@@ -343,6 +343,14 @@ def _runtime_script(
         lines.append(f"mount --bind {q(source)} {where}")
         if ro:
             lines.append(f"mount -o remount,bind,ro {where}")
+    if image == Path("/"):
+        # The "image" is this machine: a volume over /tmp (every hardened pod has one) must not hide
+        # the Python environment the pod runs, as when k3sc is checked out under /tmp.
+        for keep in (sys.prefix, str(Path(__file__).resolve().parents[2])):
+            if any(keep == t or keep.startswith(t.rstrip("/") + "/") for _, t, _ in mounts):
+                where = q(str(new) + keep)
+                lines += [f"mkdir -p {where}", f"mount --bind {q(keep)} {where}",
+                          f"mount -o remount,bind,ro {where}"]  # fmt: skip
     if read_only:
         lines.append(f"mount -o remount,ro {q(str(new))}")
     exports = " ".join(f"{q(k)}={q(v)}" for k, v in env.items())
