@@ -349,8 +349,10 @@ def _runtime_script(
         for keep in (sys.prefix, str(Path(__file__).resolve().parents[2])):
             if any(keep == t or keep.startswith(t.rstrip("/") + "/") for _, t, _ in mounts):
                 where = q(str(new) + keep)
+                # `mktemp -d` makes a checkout 0700: the pod's user must reach it (this changes
+                # the host directory's mode to 0705; test machines only).
                 lines += [f"mkdir -p {where}", f"mount --bind {q(keep)} {where}",
-                          f"mount -o remount,bind,ro {where}"]  # fmt: skip
+                          f"chmod o+rx {where}", f"mount -o remount,bind,ro {where}"]  # fmt: skip
     if read_only:
         lines.append(f"mount -o remount,ro {q(str(new))}")
     exports = " ".join(f"{q(k)}={q(v)}" for k, v in env.items())
