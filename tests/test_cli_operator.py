@@ -27,7 +27,7 @@ from k3sc.orchestration import controls, dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.workflow import Dispatch
 from tests.cli_helpers import invoke
-from tests.e2e.helpers import Deployed, deployed_world
+from tests.e2e.helpers import Deployed, deployed_world, reset_dispatch
 
 pytestmark = pytest.mark.prefect
 
@@ -111,12 +111,8 @@ async def _clean(api_url: str, repo: Repo | None = None) -> None:
         for name in await api.variables(controls.PREFIX):
             await api.delete_variable(name)
         await api.set_pool_concurrency("k3sc-agents", 4)
-        for deployment in (runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT):
-            deployment_id = await api.deployment_id(deployment)
-            for flow_run in await api.flow_runs(
-                deployment_ids=[deployment_id], state_types=["SCHEDULED", "PENDING"]
-            ):
-                await api.set_state(flow_run.id, "CANCELLED", force=True)
+    await reset_dispatch(api_url)
+    async with PrefectAPI(api_url) as api:
         for run in await runs.pending_runs(api):
             if repo is not None and run.repo.key == repo.key:
                 await runs.mark_handed_off(api, run, Outcome.ERROR)

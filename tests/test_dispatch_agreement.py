@@ -28,7 +28,7 @@ from k3sc.orchestration import dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.services import dispatch
 from k3sc.workflow import Dispatch
-from tests.e2e.helpers import Deployed, deployed_world
+from tests.e2e.helpers import Deployed, deployed_world, reset_dispatch
 
 pytestmark = pytest.mark.prefect
 
@@ -135,14 +135,8 @@ async def _prepare(api_url: str, repo: str) -> None:
 
 async def _cancel_everything(api_url: str, repo: str) -> None:
     """Leave no scheduled run of this world behind for later tests, and forget its dispatch state."""
+    await reset_dispatch(api_url)
     async with PrefectAPI(api_url) as api:
-        await api.delete_variable(dispatch_state.STATE_VARIABLE)
-        for name in (runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT):
-            deployment = await api.deployment_id(name)
-            for flow_run in await api.flow_runs(
-                deployment_ids=[deployment], state_types=["SCHEDULED", "PENDING"]
-            ):
-                await api.set_state(flow_run.id, "CANCELLED", force=True)
         for run in await runs.pending_runs(api):
             if run.repo.key == repo.lower():
                 await runs.mark_handed_off(api, run, Outcome.ERROR)
