@@ -19,14 +19,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import Flow, State, flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
+from prefect.client.schemas.objects import FlowRun
+from prefect.logging.loggers import flow_run_logger
 from prefect.runtime import flow_run
 
 from k3sc import backoff, decide
 from k3sc.config import Config
 from k3sc.errors import K3scError
-from k3sc.orchestration import dispatch_state
+from k3sc.orchestration import chain, dispatch_state
+from k3sc.orchestration.api import PrefectAPI
 from k3sc.orchestration.dispatch_state import DispatchState
 from tasks import dispatching as steps
 from tasks.context import Services, services
@@ -88,7 +91,29 @@ def run_name() -> str:
 RANDOM_NAME = re.compile(r"^[a-z]+-[a-z]+$")
 
 
-@flow(name="k3sc-dispatch", log_prints=False, retries=0, flow_run_name=run_name)
+# When each dispatch run in this process began its last pass, for the hook that runs after it ends.
+_LAST_PASS: dict[str, datetime] = {}
+
+
+async def take_over_late_triggers(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """On completion or failure, with the deployment's slot already freed: scan again for triggers
+    the limit cancelled after this run's last look (`chain.take_over_late_triggers`)."""
+    run_id = str(flow_run.id)
+    since = _LAST_PASS.pop(run_id, None) or flow_run.start_time or datetime.now(UTC)
+    async with PrefectAPI.from_env() as api:
+        successor = await chain.take_over_late_triggers(api, run_id, since)
+    if successor is not None:
+        flow_run_logger(flow_run, flow).info("a trigger came as this scan ended: started %s", successor.name)
+
+
+@flow(
+    name="k3sc-dispatch",
+    log_prints=False,
+    retries=0,
+    flow_run_name=run_name,
+    on_completion=[take_over_late_triggers],
+    on_failure=[take_over_late_triggers],
+)
 async def dispatch(force: bool = False, reason: str = "") -> dict[str, Any]:
     """Hand off finished runs, reap orphans, claim and submit eligible issues, schedule the next scan.
 
@@ -107,7 +132,7 @@ async def dispatch(force: bool = False, reason: str = "") -> dict[str, Any]:
         report = Report()
         try:
             for _ in range(MAX_PASSES):
-                pass_started = steps.now()
+                pass_started = _LAST_PASS[own_id] = steps.now()
                 memory = await one_pass(svc, memory, report)
                 # Settle the schedule before looking for missed triggers, so a trigger cancelled
                 # after the last look can only land in the few milliseconds it takes to return.

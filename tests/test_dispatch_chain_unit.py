@@ -51,6 +51,13 @@ class FakeRuns:
             self.runs[run_id]["state"] = body["state"]
             self.state_calls.append((run_id, body["state"]["type"]))
             return httpx.Response(201, json={"status": "ACCEPT", "state": body["state"]})
+        if path == "flow_runs/filter":
+            wanted = body["flow_runs"].get("state", {}).get("type", {}).get("any_")
+            found = [r for r in self.runs.values() if wanted is None or r["state"]["type"] in wanted]
+            return httpx.Response(200, json=found[body.get("offset", 0) :][: body.get("limit", 200)])
+        if path.startswith("flow_runs/") and request.method == "PATCH":
+            self.runs[path.split("/")[1]].update(body)
+            return httpx.Response(204)
         if path.startswith("flow_runs/"):
             run = self.runs.get(path.split("/")[1])
             return httpx.Response(200, json=run) if run else httpx.Response(404, json={"detail": "nope"})
@@ -58,6 +65,17 @@ class FakeRuns:
 
     def cancel(self, run_id: str) -> None:
         self.runs[run_id]["state"] = {"type": "CANCELLED", "name": "Cancelled"}
+
+    def collide(self, name: str, at: datetime) -> str:
+        """A triggered scan the deployment's limit cancelled at `at`, worded as Prefect words it."""
+        run_id = str(uuid.uuid4())
+        message = "Deployment concurrency limit reached."  # Prefect's CANCEL_NEW message
+        state = {"type": "CANCELLED", "name": "Cancelled", "message": message, "timestamp": at.isoformat()}
+        self.runs[run_id] = {"id": run_id, "name": name, "created": at.isoformat(), "tags": [], "state": state}
+        return run_id
+
+    def created_scans(self) -> list[dict[str, Any]]:
+        return [r for r in self.runs.values() if r["state"]["type"] == "SCHEDULED"]
 
     def scheduled(self) -> list[dict[str, Any]]:
         return [r for r in self.runs.values() if r["state"]["type"] == "SCHEDULED"]
@@ -110,3 +128,39 @@ async def test_giving_up_after_every_successor_was_cancelled_is_an_error_not_a_s
             fake.cancel(link.run_id)
         with pytest.raises(OrchestrationError, match="could not schedule the next scan"):
             await chain.ensure_successor(api, None, "parent", due, move=False)
+
+
+@pytest.mark.parametrize(
+    ("collisions", "expect_scan"),
+    [
+        pytest.param([], False, id="nothing collided: no extra scan"),
+        pytest.param([(-5, False)], False, id="collided before the last pass: that pass covered it"),
+        pytest.param([(2, True)], False, id="collided after, but the last look saw it (tagged)"),
+        pytest.param([(2, False)], True, id="collided after the last look: one scan takes it over"),
+        pytest.param([(1, False), (3, False)], True, id="two late collisions: still one scan"),
+    ],
+)
+async def test_triggers_that_collide_with_a_scans_end_start_one_scan_after_it(
+    collisions: list[tuple[int, bool]], expect_scan: bool
+) -> None:
+    fake = FakeRuns()
+    last_pass = datetime.now(UTC) - timedelta(seconds=10)
+    late = []
+    for offset, seen in collisions:
+        run_id = fake.collide(f"scan on github.issues.labeled {offset}", last_pass + timedelta(seconds=offset))
+        if seen:
+            fake.runs[run_id]["tags"] = [chain.COLLISION_TAG]
+        late.append(run_id)
+    async with fake_api(fake) as api:
+        started = await chain.take_over_late_triggers(api, "ending", last_pass)
+        again = await chain.take_over_late_triggers(api, "ending", last_pass)  # a repeated hook
+    scans = fake.created_scans()
+    assert len(scans) == (1 if expect_scan else 0)
+    if expect_scan:
+        assert started is not None and scans[0]["id"] == started.id
+        assert scans[0]["parameters"] == {"force": True, "reason": "a trigger at the end of a scan"}
+        assert again is None  # the late ones are marked covered: no second scan
+        # Each late collision now says which scan covered it, and is out of a person's way.
+        assert all(chain.COLLISION_TAG in fake.runs[r]["tags"] for r in late)
+    else:
+        assert started is None

@@ -97,14 +97,43 @@ async def missed_triggers(api: PrefectAPI, config: Config, since: datetime, held
         not r.phase.active and r.id not in held and config.repo_config(r.repo) is not None for r in pending
     ):
         return True
+    collided = await _collisions(api, since)
+    await _mark_covered(api, collided, "scanned by the running scan")
+    return bool(collided)
+
+
+async def take_over_late_triggers(api: PrefectAPI, own_run_id: str, since: datetime) -> FlowRun | None:
+    """Start a scan for triggers that collided with the end of run `own_run_id`, after its last look.
+
+    A scan's last look for collisions (`missed_triggers`) comes a moment before its run ends and
+    frees the deployment's slot; a trigger the limit cancelled in between would wait for the next
+    scheduled scan, up to an hour when idle. Called once the run is terminal (an on-completion
+    hook), when the slot is free: every collision that can still happen has happened, so nothing
+    slips through, and the scan started here takes the slot.
+    """
+    late = [r for r in await _collisions(api, since) if COLLISION_TAG not in r.tags]
+    if not late:
+        return None
+    successor = await api.create_flow_run(
+        runs.DISPATCH_DEPLOYMENT,
+        parameters={"force": True, "reason": "a trigger at the end of a scan"},
+        name=f"scan for {late[0].name}",
+        tags=("k3sc",),
+        idempotency_key=f"k3sc-late-triggers-after-{own_run_id}",
+    )
+    await _mark_covered(api, late, f"scanned by {successor.name}")
+    return successor
+
+
+async def _collisions(api: PrefectAPI, since: datetime) -> list[FlowRun]:
+    """Dispatch runs the concurrency limit cancelled since `since` (not those a person cancelled)."""
     deployment = await api.deployment_id(runs.DISPATCH_DEPLOYMENT)
     cancelled = await api.flow_runs(deployment_ids=[deployment], state_types=["CANCELLED"], limit=10)
-    # Cancelled by the limit, not by a person: Prefect's message says so.
-    collided = [r for r in cancelled if r.ended_or_created >= since and _by_the_limit(r)]
+    return [r for r in cancelled if r.ended_or_created >= since and _by_the_limit(r)]
+
+
+async def _mark_covered(api: PrefectAPI, collided: list[FlowRun], by: str) -> None:
     for run in collided:
         if COLLISION_TAG not in run.tags:
             # Out of a person's way: the runs list can hide these by tag (README "Prefect UI").
-            await api.set_tags(
-                run.id, [*run.tags, COLLISION_TAG], name=f"{run.name} (collided: scanned by the running scan)"
-            )
-    return bool(collided)
+            await api.set_tags(run.id, [*run.tags, COLLISION_TAG], name=f"{run.name} (collided: {by})")

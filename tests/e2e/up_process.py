@@ -125,6 +125,9 @@ def start_up(
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,
+            # As from a terminal: SIGHUP stops it. A test run under `nohup` would otherwise hand down an
+            # ignored SIGHUP, which `k3sc up` keeps ignored on purpose (that is what nohup asks for).
+            preexec_fn=_hangup_as_from_a_terminal,
         )
     return UpProcess(popen, home, port, marker, stderr_path)
 
@@ -140,3 +143,7 @@ def marked(marker: str) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def _hangup_as_from_a_terminal() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)

@@ -211,10 +211,15 @@ def test_the_real_worker_runs_k3sc_jobs_on_the_fake_cluster(
         labels = job["spec"]["template"]["metadata"]["labels"]
         assert labels.items() >= names.k8s_labels(repo, 7, Kind.IMPLEMENT, "claude-b", 1).items()
         assert (runtime.state_dir / "pvc" / "k3sc-workspaces" / "acme-api-claude-b").is_dir()
+        # The engine sets Completed before it prints "Finished in state", so the line can trail the state.
+        wait(
+            lambda: "Finished in state Completed()" in (kube_call(lambda kube: kube.run_pod_log(ok)) or ""),
+            10,
+            "the pod's log ends with the run's final state",
+        )
         ok_log = kube_call(lambda kube: kube.run_pod_log(ok)) or ""
         # `prefect flow-run execute` runs the flow in a scratch directory under /tmp (an emptyDir).
         assert "probe running as uid 1000 in /tmp/" in ok_log and "HOME=/home/agent" in ok_log, ok_log
-        assert "Finished in state Completed()" in ok_log
 
         wait(lambda: state(sleeper) == "RUNNING", 120, "sleeper running")
         started = time.monotonic()
