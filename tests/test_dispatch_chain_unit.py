@@ -71,7 +71,13 @@ class FakeRuns:
         run_id = str(uuid.uuid4())
         message = "Deployment concurrency limit reached."  # Prefect's CANCEL_NEW message
         state = {"type": "CANCELLED", "name": "Cancelled", "message": message, "timestamp": at.isoformat()}
-        self.runs[run_id] = {"id": run_id, "name": name, "created": at.isoformat(), "tags": [], "state": state}
+        self.runs[run_id] = {
+            "id": run_id,
+            "name": name,
+            "created": at.isoformat(),
+            "tags": [],
+            "state": state,
+        }
         return run_id
 
     def created_scans(self) -> list[dict[str, Any]]:
@@ -147,7 +153,9 @@ async def test_triggers_that_collide_with_a_scans_end_start_one_scan_after_it(
     last_pass = datetime.now(UTC) - timedelta(seconds=10)
     late = []
     for offset, seen in collisions:
-        run_id = fake.collide(f"scan on github.issues.labeled {offset}", last_pass + timedelta(seconds=offset))
+        run_id = fake.collide(
+            f"scan on github.issues.labeled {offset}", last_pass + timedelta(seconds=offset)
+        )
         if seen:
             fake.runs[run_id]["tags"] = [chain.COLLISION_TAG]
         late.append(run_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -225,6 +226,46 @@ async def test_dispatch_state_round_trips_through_the_variable() -> None:
     async with client(handler) as api:
         await dispatch_state.save(api, state)
         assert await dispatch_state.load(api) == state
+
+
+def big_state(orphans: int, idle: int = 0) -> dispatch_state.DispatchState:
+    """A big fleet's memory: 26 claims in flight and `orphans` first sightings (far past 5,000 chars)."""
+    seen = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    return dispatch_state.DispatchState(
+        idle_scans=idle,
+        intents=[
+            Intent(key=f"k3sc/acme/api#{n}/implement/1", repo="acme/api", issue=n, kind="implement",
+                   agent=f"claude-{chr(97 + n)}", attempt=1, origin="ready")
+            for n in range(26)
+        ],
+        orphans_seen={f"acme/web#{n}": seen for n in range(orphans)},
+    )  # fmt: skip
+
+
+@pytest.mark.prefect
+async def test_a_dispatch_state_past_prefects_variable_limit_round_trips_in_parts(
+    prefect_api_url: str,
+) -> None:
+    async with PrefectAPI(prefect_api_url) as api:
+        small = dispatch_state.DispatchState(idle_scans=2)
+        await dispatch_state.save(api, small)
+        assert await dispatch_state.load(api) == small
+        for generation, orphans in enumerate((400, 150, 600), start=1):
+            state = big_state(orphans, idle=generation)
+            assert len(state.model_dump_json()) > dispatch_state.VALUE_LIMIT
+            await dispatch_state.save(api, state)
+            assert await dispatch_state.load(api) == state
+        # A dispatcher killed while writing the next generation's parts, before its head: the
+        # previous state is still whole, because the parts alternate between two sets.
+        last = big_state(600, idle=3)
+        half = big_state(300, idle=4).model_dump_json()
+        await api.set_variable(
+            f"{dispatch_state.STATE_VARIABLE}-part-0-000", half[: dispatch_state.PART_CHARS]
+        )
+        assert await dispatch_state.load(api) == last
+        # Back under the limit: one variable again, and it is what is read.
+        await dispatch_state.save(api, small)
+        assert await dispatch_state.load(api) == small
 
 
 # --------------------------------------------------------------------------- events

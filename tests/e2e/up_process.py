@@ -23,6 +23,14 @@ import psutil
 import yaml
 
 MARKER = "K3SC_TEST_MARKER"
+# SIGHUP back at its default before `k3sc up` starts, as from a terminal: a test run under `nohup`
+# would otherwise hand down an ignored SIGHUP, which `k3sc up` keeps ignored on purpose.
+AS_FROM_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+]
 
 
 @dataclass
@@ -108,7 +116,7 @@ def start_up(
 ) -> UpProcess:
     """`k3sc up --sandbox --port <port>` in its own session (no signal meant for pytest reaches it)."""
     home.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "k3sc", "up", "--sandbox", "--port", str(port), *extra]
+    argv = [*AS_FROM_A_TERMINAL, "-m", "k3sc", "up", "--sandbox", "--port", str(port), *extra]
     if seed is not None:
         seed_path = home / f"world-{secrets.token_hex(2)}.yaml"
         seed_path.write_text(yaml.safe_dump(seed))
@@ -125,9 +133,6 @@ def start_up(
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,
-            # As from a terminal: SIGHUP stops it. A test run under `nohup` would otherwise hand down an
-            # ignored SIGHUP, which `k3sc up` keeps ignored on purpose (that is what nohup asks for).
-            preexec_fn=_hangup_as_from_a_terminal,
         )
     return UpProcess(popen, home, port, marker, stderr_path)
 
@@ -143,7 +148,3 @@ def marked(marker: str) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
-
-
-def _hangup_as_from_a_terminal() -> None:
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
