@@ -118,3 +118,40 @@ def test_public_surface_is_pinned() -> None:
     ]
     for name in k3sc.__all__:
         assert hasattr(k3sc, name), name
+
+
+# Opens a GitHub client the way every GitHub-reading command does, in a fresh interpreter.
+OPEN_CLIENT = """
+import asyncio, sys
+from k3sc.config import Config
+from k3sc.github import GitHubClient
+
+async def main():
+    config = Config.model_validate({"repos": ["acme/api"], "github_api_url": "http://127.0.0.1:9"})
+    async with GitHubClient.from_config(config, environ={"GITHUB_TOKEN": "ghp_x"}, cache=False):
+        pass
+
+asyncio.run(main())
+print(" ".join(sorted(m for m in ("githubkit", "hishel", "redis") if m in sys.modules)))
+"""
+
+
+def test_a_github_client_loads_githubkit_without_the_redis_client_it_never_uses() -> None:
+    # hishel (githubkit's cache library) imports redis when installed: ~0.1 s per command.
+    done = subprocess.run([sys.executable, "-c", OPEN_CLIENT], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["githubkit", "hishel"], done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "verify"),
+    [
+        ("http://127.0.0.1:4200/api", False),  # the embedded default: no TLS, no CA bundle to load
+        ("HTTP://localhost:8080", False),
+        ("https://api.github.com", True),
+        ("https://prefect.example.com/api", True),
+    ],
+)
+def test_certificates_are_checked_on_every_https_url(url: str, verify: bool) -> None:
+    from k3sc import tls
+
+    assert tls.verify(url) is verify

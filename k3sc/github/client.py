@@ -21,7 +21,7 @@ import httpx
 from k3sc import retrying
 from k3sc.config import Config
 from k3sc.errors import AuthError, Conflict, GitHubError, NotFound, RateLimited, Unprocessable
-from k3sc.github import commenting, credentials, labelling, ratelimit, scanning, transports
+from k3sc.github import commenting, credentials, kit, labelling, ratelimit, scanning, transports
 from k3sc.github.ratelimit import BudgetMeter, RateBudget
 from k3sc.labels import State
 from k3sc.models import Issue, Pull, Repo
@@ -100,6 +100,7 @@ class GitHubClient:
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Self:
+        kit.load()
         from githubkit import GitHub
 
         creds = await credentials.resolve(self.config, environ=self._environ, gh=self._gh_cli)

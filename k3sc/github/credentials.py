@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from k3sc.config import Config
 from k3sc.errors import AuthError
+from k3sc.github import kit
 from k3sc.models import Repo
 
 TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
@@ -157,6 +158,7 @@ def http_auth(credentials: Credentials, api_url: str) -> httpx.Auth:
     """The httpx auth flow for these credentials, to be run below the HTTP cache."""
     if isinstance(credentials, TokenCredentials):
         return _TokenAuth(credentials.token)
+    kit.load()
     from githubkit import GitHub
     from githubkit.auth import AppInstallationAuthStrategy
     from githubkit.cache import MemCacheStrategy
@@ -236,6 +238,7 @@ async def agent_token(
     Raises:
         AuthError: the App or its installation refused, or the installation cannot reach `repo`.
     """
+    kit.load()
     from githubkit import AppAuthStrategy, GitHub
     from githubkit.exception import GitHubException, RequestFailed
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from k3sc import tls
 from k3sc.github.ratelimit import BudgetMeter
 
 ENV_CACHE_DIR = "K3SC_CACHE_DIR"
@@ -121,7 +122,9 @@ def build(
 
     `cache_path=None` disables the cache (used by nothing in production; kept for measurement).
     """
-    bottom = network or httpx.AsyncHTTPTransport(retries=0, proxy=env_proxy(api_url))
+    bottom = network or httpx.AsyncHTTPTransport(
+        retries=0, proxy=env_proxy(api_url), verify=tls.verify(api_url)
+    )
     stack: httpx.AsyncBaseTransport = AuthTransport(MeteringTransport(bottom, meter), auth)
     if cache_path is None:
         return stack

@@ -21,7 +21,7 @@ from typing import Any, Self
 import httpx
 from pydantic import SecretStr
 
-from k3sc import retrying
+from k3sc import retrying, tls
 from k3sc.config import k3sc_home
 from k3sc.errors import OrchestrationError
 from k3sc.orchestration.records import Deployment, FlowRun, LogRecord
@@ -70,7 +70,12 @@ class PrefectAPI:
         self.url = url.rstrip("/")
         self._retry = retry
         self._client = httpx.AsyncClient(
-            base_url=self.url + "/", headers=headers, auth=auth, timeout=timeout, transport=transport
+            base_url=self.url + "/",
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            transport=transport,
+            verify=tls.verify(self.url),
         )
         self._deployment_ids: dict[str, str] = {}
 
