@@ -19,12 +19,14 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from k3sc.labels import Kind
 from k3sc.leases import Lease
 from k3sc.models import Issue, Outcome, Repo
 from k3sc.orchestration import controls, dispatch_state, runs
 from k3sc.orchestration.api import PrefectAPI
+from k3sc.services import up
 from k3sc.workflow import Dispatch
 from tests.cli_helpers import invoke
 from tests.e2e.helpers import Deployed, deployed_world, reset_dispatch
@@ -244,6 +246,9 @@ def test_claim_scale_pause_and_families_change_the_next_scan(deployed: Deployed)
     invoke(["scale", "1"], contains=["max slots: 4 -> 1"])
     assert sum(r["action"] != "skip" for r in plan().values()) == 1
     invoke(["scale"], contains=["max slots: 1 (from k3sc scale"])
+    assert asyncio.run(_pool_limit(deployed.env["PREFECT_API_URL"])) == 1
+    # A restarted `k3sc up` deploys again: the agent pool keeps the scaled limit, not the config's 4.
+    asyncio.run(up.deploy_all(deployed.session, SecretStr(deployed.world.token)))
     assert asyncio.run(_pool_limit(deployed.env["PREFECT_API_URL"])) == 1
     status = json.loads(invoke(["status", "--json"]).stdout)
     assert (status["slots"], status["ready"], status["needs_review"], status["prs"]) == (1, 1, 1, PRS + 1)

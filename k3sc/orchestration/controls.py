@@ -182,5 +182,12 @@ async def park(api: PrefectAPI, hit: LimitHit) -> None:
     await api.set_variable(f"{PARKED}{hit.family}", hit.encode(), TAGS)
 
 
+async def slots(api: PrefectAPI, configured: int) -> int:
+    """The agent slots in force: `k3sc scale`'s count while one is set (it outlives restarts),
+    else the config's. Deploys size the agent pool's limit with it, so a restart keeps the scale."""
+    held = await read(api)
+    return held.max_slots if held.max_slots is not None else configured
+
+
 async def set_max_slots(api: PrefectAPI, slots: int, by: str) -> None:
     await api.set_variable(MAX_SLOTS, stamp(by, slots=slots), TAGS)

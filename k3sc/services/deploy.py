@@ -107,13 +107,15 @@ def prefect_session(url: str | None, auth: str | None = None) -> Iterator[str]:
 
 async def prefect_steps(config: Config, api_url: str, auth: str | None, say: Say) -> list[str]:
     """Step 3 (inside `prefect_session`): pools, blocks, deployments, automation, unpause."""
-    from k3sc.orchestration import deploy, dispatch_state
+    from k3sc.orchestration import controls, deploy, dispatch_state
     from k3sc.orchestration.api import PrefectAPI
     from k3sc.orchestration.stack import child_env
     from k3sc.services import rotate_auth
 
     say("prefect: pools (k3sc-agents on Kubernetes), blocks, deployments, automation ...")
-    await deploy.ensure_pools(config.max_slots, agent_template=jobs.base_job_template(config))
+    async with PrefectAPI(api_url, auth_string=auth) as api:
+        slots = await controls.slots(api, config.max_slots)
+    await deploy.ensure_pools(slots, agent_template=jobs.base_job_template(config))
     stored: list[str] = []
     try:
         stored = await rotate_auth.store(await rotate_auth.gather(config))

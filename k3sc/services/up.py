@@ -240,10 +240,12 @@ async def deploy_all(session: Session, token: SecretStr | None) -> None:
     """Pools, credential blocks, both deployments and the zombie automation; unpause dispatch."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from k3sc.orchestration import deploy
+    from k3sc.orchestration import controls, deploy
 
+    async with PrefectAPI(session.api_url) as api:
+        slots = await controls.slots(api, session.config.max_slots)
     with temporary_settings(updates={PREFECT_API_URL: session.api_url}):
-        await deploy.ensure_pools(session.config.max_slots)
+        await deploy.ensure_pools(slots)
         await deploy.save_credentials(token, agent_env(os.environ))
         if session.webhook_secret is not None:
             await deploy.save_webhook_secret(session.webhook_secret)
