@@ -22,6 +22,7 @@ from k3sc.orchestration.api import PrefectAPI
 from k3sc.services import fleet
 from k3sc.services.top import Live
 from k3sc.tui.top_app import TopApp
+from k3sc.tui.top_logs import LogScreen
 from k3sc.usage import Billing, Usage, UsageRecord
 from k3sc.workflow import Dispatch
 from tests.cli_helpers import invoke
@@ -209,6 +210,51 @@ async def test_n_plus_minus_and_k_act_on_prefect_and_github(deployed: Deployed) 
         assert status(app).startswith(
             f"{repo.owner}/{repo.name}#1: stopped implement attempt 1 by claude-a".lower()
         )
+
+
+async def test_enter_l_1_r_and_q_on_the_real_server(deployed: Deployed) -> None:
+    """The keys that read: a run's log and every running agent's from Prefect, the real PR's
+    review command, a refresh that asks every source again, and quitting."""
+    loaded = k3sc_config.load()
+    repo = deployed.world.repos[0]
+    issue = Issue(Repo(repo.owner, repo.name), 1, "to implement", "alice", datetime.now(UTC), ("ready",))
+    app = TopApp(Live(loaded.config), loaded.config, prefect_seconds=3600, github_seconds=3600)
+    async with PrefectAPI(deployed.env["PREFECT_API_URL"]) as api:
+        run = await runs.submit(api, Dispatch(issue, Kind.IMPLEMENT, "claude-a", 1))
+        await api.set_state(run.id, "RUNNING", force=True)
+        await api.post_json(
+            "logs/", [_log(run.id, "[tool] Bash: uv run pytest -q"), _log(run.id, "7 passed")]
+        )
+        async with app.run_test(size=(160, 50)) as pilot:
+            await settle(app, pilot)
+            assert app.selected_run() is not None and app.selected_run().values["id"] == run.id  # type: ignore[union-attr]
+            await pilot.press("enter")
+            await _read(app, pilot)
+            assert isinstance(app.screen, LogScreen)
+            assert "7 passed" in app.screen.text.plain
+            await pilot.press("escape", "l")
+            await _read(app, pilot)
+            text = app.screen.text.plain  # type: ignore[attr-defined]
+            assert f"claude-a {repo.owner}/{repo.name}#1".lower() in text.lower() and "7 passed" in text
+            await pilot.press("escape", "1")
+            await pilot.pause()
+            pr = deployed.world.fake.numbers(repo.owner, repo.name)[-1]
+            assert app.clipboard == f"/review {repo.name} {pr}"
+            before = app.loads
+            await pilot.press("r")
+            await settle(app, pilot, until=before + 6)  # every source asked again
+            await pilot.press("q")
+            await pilot.pause()
+        assert app.return_code == 0
+        await api.set_state(run.id, "CANCELLED", force=True)
+
+
+async def _read(app: TopApp, pilot: Any) -> None:
+    for _ in range(500):
+        await pilot.pause(0.01)
+        if isinstance(app.screen, LogScreen) and not app.screen.reading:
+            return
+    raise AssertionError(f"no log screen done reading: {app.screen}")
 
 
 def test_no_reachable_server_is_one_line_and_exit_1(tmp_path: Path) -> None:
