@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 from prefect.client.schemas.objects import State
+from prefect.events import emit_event
+from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from k3sc import slots, usage
@@ -24,6 +27,7 @@ from k3sc.agent import gh_guard, meter, process, prompts, streams
 from k3sc.config import BudgetConfig
 from k3sc.labels import Kind
 from k3sc.models import Repo
+from k3sc.orchestration import events
 from tasks import agent_steps
 from tasks.context import agent_secrets, services
 
@@ -106,6 +110,13 @@ async def agent(
     summary = reader.summary(
         exit_code=result.exit_code, timed_out=result.timed_out, now=datetime.now(UTC).astimezone()
     )
+    for detail in summary.security_events:
+        log.warning("%s%s", streams.SECURITY_MARKER, detail)
+        report_security(
+            events.security_blocked(
+                str(flow_run.id), target.full_name, issue, job.value, agent, attempt, detail
+            )
+        )
     record = usage.UsageRecord(
         repo=target.full_name,
         issue=issue,
@@ -166,6 +177,18 @@ def final_state(
     ):
         return Failed(message=f"{summary.verdict.value}: {summary.reason} (exit 0 after {took})")
     return Completed(message=f"exit 0 after {took}")
+
+
+def report_security(event: dict[str, Any]) -> None:
+    """Emit a guard's refusal as a Prefect event (`k3sc top`'s security section reads these)."""
+    emit_event(
+        event=event["event"],
+        resource=event["resource"],
+        related=event["related"],
+        payload=event["payload"],
+        occurred=datetime.fromisoformat(event["occurred"]),
+        id=UUID(event["id"]),
+    )
 
 
 async def publish_usage(record: usage.UsageRecord) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ import pytest
 from k3sc import config as k3sc_config
 from k3sc.labels import Kind
 from k3sc.models import Issue, Outcome, Repo
-from k3sc.orchestration import controls, dispatch_state, ledger, runs
+from k3sc.orchestration import controls, dispatch_state, events, ledger, runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.services import fleet
 from k3sc.services.top import Live
@@ -91,11 +92,14 @@ def usage_row(agent: str, total: int, cost: float) -> str:
     return json.dumps([record.usage_row()])
 
 
-async def _publish(api_url: str, data: str, log: str | None = None) -> None:
+async def _publish(api_url: str, data: str, refused: str | None = None) -> None:
     async with PrefectAPI(api_url) as api:
         await api.post_json("artifacts/", {"key": "k3sc-agent-usage", "type": "table", "data": data})
-        if log is not None:
-            await api.post_json("logs/", [_log(str(uuid.uuid4()), log, level=40)])
+        if refused is not None:  # what the agent flow emits when a guard refuses a command
+            event = events.security_blocked(
+                str(uuid.uuid4()), "ops/api", 1, "implement", "claude-a", 1, refused
+            )
+            assert await api.emit_events([event]) == 204
 
 
 def test_json_shows_the_deployed_world(deployed: Deployed) -> None:
@@ -103,10 +107,15 @@ def test_json_shows_the_deployed_world(deployed: Deployed) -> None:
         _publish(
             deployed.env["PREFECT_API_URL"],
             usage_row("claude-a", 120_000, 0.5),
-            log="  ↳ [security] git push blocked (push to main)",
+            refused="git push blocked (push to main)",
         )
     )
     document = json.loads(invoke(["top", "--json"]).stdout)
+    for _ in range(20):  # the server persists events a moment after accepting them
+        if document["sections"]["security"]["rows"]:
+            break
+        time.sleep(0.5)
+        document = json.loads(invoke(["top", "--json"]).stdout)
     sections: dict[str, Any] = document["sections"]
     assert (document["header"]["slots"], document["header"]["paused"]) == (4, False)
     assert [r["status"] for r in sections["families"]["rows"]] == ["ok", "ok"]
@@ -316,7 +325,7 @@ async def test_a_steady_prefect_tick_costs_eight_requests_however_many_agents_ru
                     "POST logs/filter",  # the newest line of every running agent
                     "POST artifacts/filter",  # usage since the last one seen
                     "POST artifacts/filter",  # the last scan summary
-                    "POST logs/filter",  # security events
+                    "POST events/filter",  # security events
                 ]
             )
         finally:

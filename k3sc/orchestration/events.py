@@ -69,6 +69,42 @@ def from_github(
     return _event(delivery, now, f"github.{event}.{action}", resource, body)
 
 
+SECURITY_BLOCKED = "k3sc.security.blocked"
+
+
+def security_blocked(
+    run_id: str,
+    repo: str,
+    issue: int,
+    kind: str,
+    agent: str,
+    attempt: int,
+    detail: str,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A guard's refusal in an agent run (`git push blocked (push to main)`), as a Prefect event.
+
+    Unlike every other event here it records something that happened, for people and automations
+    (a notification on `k3sc.security.*`); nothing in k3sc acts on it. Related to the flow run,
+    so the Prefect UI shows it on the run's page.
+    """
+    resource = {
+        "prefect.resource.id": f"k3sc.agent-run.{run_id}",
+        "prefect.resource.name": f"{repo}#{issue} {kind} attempt {attempt} by {agent}",
+        "github.repo": repo.lower(),
+        "github.number": str(issue),
+        "k3sc.agent": agent,
+    }
+    event = _event(
+        None, now, SECURITY_BLOCKED, resource, {"detail": detail, "kind": kind, "attempt": attempt}
+    )
+    event["related"] = [
+        {"prefect.resource.id": f"prefect.flow-run.{run_id}", "prefect.resource.role": "flow-run"}
+    ]
+    return event
+
+
 def _event(
     delivery: str | None,
     now: datetime | None,

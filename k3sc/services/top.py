@@ -18,13 +18,13 @@ from typing import Any
 from k3sc import names, retrying, runlogs, usage
 from k3sc.config import Config
 from k3sc.models import AgentRun, Issue, Pull, Repo, RunPhase
-from k3sc.orchestration import controls, dispatch_state, ledger, runs
+from k3sc.orchestration import controls, dispatch_state, events, ledger, runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.orchestration.records import LogRecord
 from k3sc.services import dispatch, fleet, steering
 
 DISPATCH_ARTIFACT = "k3sc-dispatch"  # the dispatcher's scan summary (flows/dispatch.py `publish`)
-SECURITY_MARKER = "[security]"  # what the gh and git guards print when they refuse a command
+
 RECENT_RUNS = 40  # finished runs shown beside the active ones
 SECURITY_WINDOW = timedelta(hours=24)
 # A dashboard asks again in a few seconds anyway: under a minute of retries (the CLI's patience)
@@ -81,7 +81,7 @@ class GitHubFacts:
 
 @dataclass(frozen=True)
 class SecurityEvent:
-    """A guard's refusal as it reached a run's log."""
+    """A guard's refusal in an agent run (a `k3sc.security.blocked` event)."""
 
     run_id: str
     at: datetime
@@ -154,21 +154,21 @@ class Live:
         return ScanFacts(str(latest.get("data") or ""), _when(latest["created"]), latest.get("flow_run_id"))
 
     async def security(self, now: datetime | None = None) -> tuple[SecurityEvent, ...]:
-        """Guard refusals found in run logs of the last day (the text search is the server's)."""
-        since = (now or datetime.now(UTC)) - SECURITY_WINDOW
+        """Guard refusals of the last day: the `k3sc.security.blocked` events agent runs emit."""
+        moment = now or datetime.now(UTC)
         body = {
-            "logs": {"text": {"query": f'"{SECURITY_MARKER}"'}, "timestamp": {"after_": since.isoformat()}},
-            "sort": "TIMESTAMP_DESC",
+            "filter": {
+                "event": {"prefix": [events.SECURITY_BLOCKED]},
+                "occurred": {"since": (moment - SECURITY_WINDOW).isoformat(), "until": moment.isoformat()},
+                "order": "DESC",
+            },
             "limit": 50,
         }
         async with self._api() as api:
-            found = (await api.post_json("logs/filter", body)) or []
+            found = (await api.post_json("events/filter", body)) or {}
         return tuple(
-            SecurityEvent(
-                str(log.get("flow_run_id") or ""), _when(log["timestamp"]), _event(str(log["message"]))
-            )
-            for log in found
-            if SECURITY_MARKER in str(log.get("message", ""))
+            SecurityEvent(_run_of(event), _when(event["occurred"]), str(event["payload"].get("detail", "")))
+            for event in found.get("events", [])
         )
 
     async def github(self) -> GitHubFacts:
@@ -215,11 +215,13 @@ class Live:
         return f"{killed.issue}: stopped {stopped or 'no active run'}; now {killed.to}"
 
 
-def _event(message: str) -> str:
-    for line in message.splitlines():
-        if SECURITY_MARKER in line:
-            return line.split(SECURITY_MARKER, 1)[1].strip()
-    return message.strip()
+def _run_of(event: dict[str, Any]) -> str:
+    """The flow run an event is related to (the agent run that was refused)."""
+    for related in event.get("related") or []:
+        resource_id = str(related.get("prefect.resource.id", ""))
+        if resource_id.startswith("prefect.flow-run."):
+            return resource_id.removeprefix("prefect.flow-run.")
+    return ""
 
 
 async def usage_entries(api: PrefectAPI, since: datetime | None) -> list[UsageEntry]:

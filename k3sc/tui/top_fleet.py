@@ -235,7 +235,7 @@ def agent_runs(
 
 
 def security(inputs: Inputs, now: datetime, zone: tzinfo | None) -> Section:
-    """Guard refusals (`[security] git push blocked …`) found in agent run logs of the last day."""
+    """Guard refusals (`git push blocked …`) agent runs reported in the last day."""
     fed = top_rows.fed_by(inputs, ("security",), now, zone)
     note = "refusals by the git/gh guards as they reached agent run logs (last 24 h)"
     base = Section(

@@ -6,12 +6,17 @@ workers, the agent is the stub that really commits, pushes and opens PRs on the 
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from k3sc.config import Config
 from k3sc.orchestration.runs import peak_concurrency
+from k3sc.services.top import Live
 from tests.e2e.helpers import agent_runs, issue, run_up
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +62,9 @@ def test_six_issues_two_repos_two_slots(tmp_path: Path, prefect_api_url: str) ->
     assert peak_concurrency(recorded) <= 2
 
 
-def test_failures_retries_and_the_cap(tmp_path: Path, prefect_api_url: str) -> None:
+def test_failures_retries_and_the_cap(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """fail-twice succeeds on the third try; always-fail and exit-0-without-PR stop after 3 with a comment."""
     seed = {
         "owner": "flaky",
@@ -68,7 +75,8 @@ def test_failures_retries_and_the_cap(tmp_path: Path, prefect_api_url: str) -> N
                 "name": "gamma",
                 "issues": [
                     {"title": "fails twice then works", "author": "alice", "stub": "fail-twice"},
-                    {"title": "always fails", "author": "alice", "stub": "fail"},
+                    # Fails every time, and each time tries what the guards refuse first.
+                    {"title": "always fails", "author": "alice", "stub": "rogue"},
                     {"title": "exits 0 without a PR", "author": "alice", "stub": "no-pr"},
                 ],
             }
@@ -94,3 +102,24 @@ def test_failures_retries_and_the_cap(tmp_path: Path, prefect_api_url: str) -> N
         explained = [c["body"] for c in row["comments"] if "3 failed implementation attempts" in c["body"]]
         assert len(explained) == 1, row["comments"]
         assert reason in explained[0]
+
+    # Every refusal of every rogue attempt is a Prefect event on that attempt's run, as `k3sc top` shows them.
+    rogue = {r.id: r.attempt for r in agent_runs(prefect_api_url, summary) if r.issue_key.endswith("#2")}
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api_url)
+    refused = security_events()
+    for attempt in (1, 2, 3):
+        details = sorted(e.text for e in refused if rogue.get(e.run_id) == attempt)
+        assert len(details) == 3, (attempt, refused)
+        wanted = ("commit blocked", "gh pr merge blocked", "push to 'main' blocked")
+        for found, start in zip(details, wanted, strict=True):
+            assert found.startswith(start), (attempt, details)
+
+
+def security_events() -> list[Any]:
+    live = Live(Config.model_validate({"repos": ["flaky/gamma"]}))
+    for _ in range(20):  # events are persisted a moment after the run emits them
+        found = asyncio.run(live.security())
+        if len(found) >= 9:
+            return list(found)
+        time.sleep(0.5)
+    return list(found)
