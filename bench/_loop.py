@@ -7,6 +7,7 @@ the benchmark can label issues on the fake GitHub and time what follows.
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import platform
 import re
@@ -67,6 +68,22 @@ def prefect_requests(session: up.Session) -> int:
         return sum(1 for line in log.read_text(errors="replace").splitlines() if ACCESS_LINE.search(line))
     except OSError:
         return 0
+
+
+ACCESS_REQUEST = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) /api/([^ ?"]*)')
+ID_IN_PATH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?<=/name/)[^/]+")
+
+
+def prefect_endpoints(session: up.Session, skip: int = 0) -> collections.Counter[str]:
+    """The server's access log after its first `skip` requests, by method and path ({id} for ids)."""
+    found: collections.Counter[str] = collections.Counter()
+    try:
+        lines = (session.stack.log_dir / "server.log").read_text(errors="replace").splitlines()
+    except OSError:
+        return found
+    for match in [m for line in lines if (m := ACCESS_REQUEST.search(line))][skip:]:
+        found[f"{match.group(1)} /{ID_IN_PATH.sub('{id}', match.group(2))}"] += 1
+    return found
 
 
 def issue_runs_of(session: up.Session, refs: list[str]) -> list[AgentRun]:

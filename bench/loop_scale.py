@@ -13,22 +13,26 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _loop import issue_runs_of, loop, machine, prefect_requests, wait_for
+from _loop import issue_runs_of, loop, machine, prefect_endpoints, prefect_requests, wait_for
 
 from k3sc.models import Outcome
 from k3sc.orchestration.runs import peak_concurrency
+
+GITHUB_ID = re.compile(r"(?<=/)\d+(?=/|$)")  # issue and PR numbers, comment ids
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--issues", type=int, default=100)
     parser.add_argument("--slots", type=int, default=26)
+    parser.add_argument("--breakdown", action="store_true", help="Requests per issue by endpoint.")
     args = parser.parse_args()
     numbers = range(1, args.issues + 1)
     seed = {
@@ -63,6 +67,11 @@ def main() -> None:
         elapsed = time.monotonic() - started
         github = len(world.fake.requests) - github_before
         prefect = prefect_requests(session) - prefect_before
+        endpoints = prefect_endpoints(session, skip=prefect_before)
+        github_endpoints = collections.Counter(
+            f"{r.method} {GITHUB_ID.sub('{n}', r.path.partition('?')[0])}"
+            for r in world.fake.requests[github_before:]
+        )
         recorded = issue_runs_of(session, [f"{world.owner}/api#{n}" for n in numbers])
     print()
     print(f"machine: {machine()}")
@@ -77,6 +86,11 @@ def main() -> None:
     print(f"| Prefect API requests per issue | {prefect / args.issues:.1f} ({prefect} in all) |")
     unsuccessful = collections.Counter(str(r.outcome) for r in recorded if r.outcome is not Outcome.SUCCESS)
     print(f"| attempts not successful | {dict(unsuccessful) or 'none'} |")
+    if args.breakdown:
+        for name, counts in (("Prefect", endpoints), ("GitHub", github_endpoints)):
+            print(f"\n{name} requests per issue, by endpoint (top 15):")
+            for endpoint, count in counts.most_common(15):
+                print(f"  {count / args.issues:6.1f}  {endpoint}")
     for run in recorded:
         if run.outcome is not Outcome.SUCCESS:
             what = f"{run.issue_key} {run.kind.value} {run.attempt} {run.agent}"

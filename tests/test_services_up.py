@@ -68,3 +68,19 @@ def test_which_database_the_local_server_gets(
 def test_without_a_database_the_server_stays_on_sqlite(tmp_path: Path) -> None:
     session = up.Session(tmp_path, Config(), tmp_path / "k3sc.yaml", LocalStack(tmp_path))
     assert up.server_database(session, up.UpOptions(), {}) is None
+
+
+@pytest.mark.parametrize(
+    ("started", "skips_handshakes"),
+    [
+        pytest.param(True, True, id="the server k3sc started: no CSRF token, no version check"),
+        pytest.param(False, False, id="a server someone else runs: Prefect's client defaults"),
+    ],
+)
+def test_clients_skip_handshakes_only_with_the_server_k3sc_started(
+    tmp_path: Path, started: bool, skips_handshakes: bool
+) -> None:
+    stack = LocalStack(tmp_path, api_url="http://127.0.0.1:4200/api", started_server=started)
+    env = stack.worker_env()
+    assert (env.get("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED") == "false") is skips_handshakes
+    assert (env.get("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED") == "false") is skips_handshakes

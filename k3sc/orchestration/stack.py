@@ -41,13 +41,23 @@ COMMON_SETTINGS = {
 }
 
 SERVER_SETTINGS = {
-    # Live log following needs both (reference/prefect.md §8).
+    # Live log following (`k3sc logs -f`, `k3sc top`) needs both.
     "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
     "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
     # SQLite under a burst of flow runs: wait for locks longer before answering 503.
     "PREFECT_SERVER_DATABASE_TIMEOUT": "30",
     # Deployment concurrency leases survive a server restart.
     "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
+    # Prefect's default, pinned: OWN_SERVER_CLIENT relies on it.
+    "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "false",
+}
+
+# For workers and flow runs talking to the server k3sc started itself: no CSRF token to fetch (its
+# protection is off) and no version handshake (same installation). Each costs a request per client
+# a flow run opens, about 12 of the ~135 Prefect requests an issue took (bench/loop_scale.py).
+OWN_SERVER_CLIENT = {
+    "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false",
+    "PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED": "false",
 }
 
 WORKER_SETTINGS = {
@@ -170,6 +180,7 @@ class LocalStack:
     api_url: str | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    started_server: bool = False  # this stack started the server at api_url (start_server)
 
     @property
     def log_dir(self) -> Path:
@@ -201,15 +212,16 @@ class LocalStack:
         argv = [*prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
         server = spawn("prefect-server", argv, env, self.log_dir / "server.log")
         self.processes.append(server)
-        self.api_url = api_url
+        self.api_url, self.started_server = api_url, True
         wait_healthy(self.api_url, timeout, server)
         return self.api_url
 
     def worker_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         if not self.api_url:
             raise OrchestrationError("no Prefect API URL: start or name a server first")
+        own = OWN_SERVER_CLIENT if self.started_server else {}
         return child_env(
-            {**WORKER_SETTINGS, "PREFECT_API_URL": self.api_url, **self.extra_env, **(extra or {})}
+            {**WORKER_SETTINGS, **own, "PREFECT_API_URL": self.api_url, **self.extra_env, **(extra or {})}
         )
 
     def start_worker(self, pool: str, *, env: Mapping[str, str] | None = None) -> ManagedProcess:
