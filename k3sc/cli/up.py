@@ -129,19 +129,13 @@ def _run(options: UpOptions, json_: bool, say: Callable[[str], None]) -> None:
 
 
 def _stop_on_signals() -> dict[int, Any]:
-    """SIGTERM (supervisors, `kill`) and SIGHUP (terminal closed) stop `k3sc up` as Ctrl-C does.
-
-    SIGINT is handled even when inherited as ignored (a background job of a script), so every
-    way of asking stops the same; SIGHUP ignored by `nohup` stays ignored, as nohup means.
-    """
+    """Every stop signal (`k3sc.stopping`) stops `k3sc up` as Ctrl-C does."""
+    from k3sc.stopping import stop_signals
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    wanted = [signal.SIGINT, signal.SIGTERM]
-    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-        wanted.append(signal.SIGHUP)
-    return {signum: signal.signal(signum, interrupt) for signum in wanted}
+    return {signum: signal.signal(signum, interrupt) for signum in stop_signals()}
 
 
 def _ignore_signals() -> None:

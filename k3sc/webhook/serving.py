@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from k3sc.config import Config, k3sc_home
 from k3sc.errors import ConfigError, OrchestrationError
 from k3sc.orchestration import deploy
 from k3sc.orchestration.api import PrefectAPI, resolve_api_url
+from k3sc.stopping import stop_signals
 from k3sc.webhook.app import Settings, create_app
 from k3sc.webhook.inbox import Inbox
 
@@ -84,17 +86,39 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling (`serve` stops it instead).
+
+    After a graceful stop uvicorn raises the signal again with the handler it found, so SIGTERM
+    would end the process by that signal and SIGHUP was not handled at all.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def _server(settings: Settings, inbox: Inbox) -> uvicorn.Server:
     app = create_app(settings, inbox)
-    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    return _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
 
 
 def serve(settings: Settings, sock: socket.socket, path: Path | None = None) -> None:
-    """Run until SIGINT/SIGTERM (uvicorn's handlers stop it gracefully)."""
+    """Run until a stop signal (`k3sc.stopping`): requests in flight finish, the inbox is closed,
+    and the process exits 0. A second signal skips waiting for open connections."""
     inbox = Inbox(path or inbox_path())
+    server = _server(settings, inbox)
+
+    def stop(signum: int, frame: object) -> None:
+        server.force_exit = server.should_exit
+        server.should_exit = True
+
+    previous = {signum: signal.signal(signum, stop) for signum in stop_signals()}
     try:
-        _server(settings, inbox).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         inbox.close()
 
 
