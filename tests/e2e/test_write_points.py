@@ -1,0 +1,265 @@
+"""The dispatcher SIGKILLed right before and right after each of its writes duplicates nothing and
+loses nothing (ARCHITECTURE.md invariant 1). Replaces the timed crash test: kills are placed, not hoped for.
+
+How: every dispatcher is its own process launched through `tests.e2e.write_faults`, which names
+each GitHub and Prefect write it makes by *write point* (the Prefect task it happens in and what
+it writes) and kills the process at the armed ones. One walk over a small world (two plain issues,
+real stub agents on a real process worker, so each goes ready → implement → needs-review → review
+→ needs-human) arms every fault not yet fired in each launch: the launch dies at the first one it
+reaches, the next launch is the restart (armed with the rest), and so on until every fault has
+fired and the loop is idle. The first launches claim while the early faults strike, so a claim
+is interrupted at each of its writes in turn; the hand-off faults strike on the first finished
+run; points that only appear on recovery (the re-submission of a claim that landed before its
+dispatcher died) are armed as soon as they are seen. Fresh issues are added if the world settles
+with faults not yet fired.
+
+Covered: the `WRITE_POINTS` below, each killed before and after its write (a kill right after is
+the dangerous case: the write landed, the dispatcher never learnt it). `test_write_points_are_listed`
+fails when the dispatcher gains a write point this list lacks. Sharing one walk keeps the suite
+near a minute; the price is that a case's window (its restart up to the next kill) is where its
+own checks look, and the end-state invariants are checked once for the whole walk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k3sc.models import AgentRun
+from k3sc.orchestration import runs
+from k3sc.orchestration.api import PrefectAPI
+from k3sc.services import up
+from tests import github_contract
+from tests.e2e import write_faults
+from tests.e2e.helpers import Deployed, deployed_world, reset_dispatch
+from tests.e2e.write_faults import Fault
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+DISPATCH = "import asyncio; from flows.dispatch import dispatch; asyncio.run(dispatch(force=True))"
+STATE = "prefect set_variable k3sc-dispatch-state"
+
+# Every write one dispatch pass can make on this world, in the order a pass makes them.
+WRITE_POINTS = [
+    f"schedule-next-scan / prefect create_flow_run {runs.DISPATCH_DEPLOYMENT}",
+    "schedule-next-scan / prefect set_state SCHEDULED",
+    f"claim-and-submit / {STATE}",
+    "claim-and-submit / github PUT issues/N/labels",
+    f"claim-and-submit / prefect create_flow_run {runs.AGENT_DEPLOYMENT}",
+    f"submit-recovered / prefect create_flow_run {runs.AGENT_DEPLOYMENT}",
+    "hand-off / github POST issues/N/comments",
+    "hand-off / github PUT issues/N/labels",
+    "hand-off / prefect set_tags",
+    f"k3sc-dispatch / {STATE}",
+]
+PHASES: tuple[write_faults.Phase, ...] = ("before", "after")
+FAULTS = [Fault(point, phase) for point in WRITE_POINTS for phase in PHASES]
+
+SEED: dict[str, Any] = {
+    "owner": "faults",
+    "max_slots": 3,
+    "allowed_authors": ["alice"],
+    "repos": [
+        {
+            "name": "api",
+            "issues": [
+                {"title": "plain", "author": "alice"},
+                # A failed review is handed off with a comment: the one hand-off here that writes one.
+                {"title": "review fails", "author": "alice", "stub": "review-fail"},
+            ],
+        }
+    ],
+    # The dispatcher here only runs when the walk starts it: no orphan grace to wait out.
+    "config": {"scan": {"orphan_grace": "1s"}},
+}
+FRESH_ROUNDS = 2  # times fresh issues may be added when the world settles with faults unfired
+WALK_TIMEOUT = 420.0
+
+
+@dataclass
+class Launch:
+    index: int
+    started: datetime
+    write_mark: int  # len(fake.write_log) when it started
+    points: list[str]  # the writes it completed, in order
+    fired: Fault | None  # the fault that killed it
+
+
+@dataclass
+class Walk:
+    launches: list[Launch]
+    summary: dict[str, Any]
+    recorded: list[AgentRun]
+    write_log: list[str]
+    violations: list[str]
+    unfired: list[Fault] = field(default_factory=list)
+
+    def kill(self, fault: Fault) -> Launch | None:
+        return next((launch for launch in self.launches if launch.fired == fault), None)
+
+    def window(self, fault: Fault) -> list[Launch]:
+        """The launches that restarted after `fault`'s kill, up to and including the next killed one."""
+        killed = self.kill(fault)
+        assert killed is not None
+        after = self.launches[killed.index + 1 :]
+        end = next((i for i, launch in enumerate(after) if launch.fired is not None), len(after) - 1)
+        return after[: end + 1]
+
+    def writes_in(self, launches: list[Launch]) -> list[str]:
+        if not launches:
+            return []
+        later = [launch.write_mark for launch in self.launches if launch.index > launches[-1].index]
+        return self.write_log[launches[0].write_mark : later[0] if later else len(self.write_log)]
+
+    def runs_in(self, launches: list[Launch]) -> list[AgentRun]:
+        if not launches:
+            return []
+        later = [launch.started for launch in self.launches if launch.index > launches[-1].index]
+        until = later[0] if later else datetime.max.replace(tzinfo=UTC)
+        return [r for r in self.recorded if launches[0].started <= r.created_at < until]
+
+
+@pytest.fixture(scope="module")
+def walk(tmp_path_factory: pytest.TempPathFactory, prefect_api_url: str) -> Iterator[Walk]:
+    tmp_path = tmp_path_factory.mktemp("write-points")
+    deployed = deployed_world(tmp_path, prefect_api_url, SEED)
+    try:
+        deployed.session.stack.start_worker("k3sc-agents")
+        launches, unfired = _walk(deployed, tmp_path)
+        summary = asyncio.run(up.summary(deployed.session))
+        recorded = asyncio.run(_runs(prefect_api_url, summary))
+    finally:
+        deployed.stop()
+        asyncio.run(reset_dispatch(prefect_api_url))
+    fake = deployed.world.fake
+    yield Walk(
+        launches, summary, recorded, list(fake.write_log), github_contract.violations(fake.requests), unfired
+    )
+
+
+def _walk(deployed: Deployed, tmp_path: Path) -> tuple[list[Launch], list[Fault]]:
+    """Launch dispatchers, each armed with every fault not yet fired, until all fired and idle."""
+    world, session = deployed.world, deployed.session
+    launches: list[Launch] = []
+    armed = list(FAULTS)
+    fresh = 0
+    deadline = time.monotonic() + WALK_TIMEOUT
+    while time.monotonic() < deadline:
+        launch = _launch(deployed, tmp_path, len(launches), armed)
+        launches.append(launch)
+        # A point not listed (one only a recovery reaches, or a new one) is walked as well.
+        armed += [Fault(p, phase) for p in launch.points for phase in PHASES if Fault(p, phase) not in FAULTS]
+        armed = [f for f in dict.fromkeys(armed) if f != launch.fired and all(x.fired != f for x in launches)]
+        if launch.fired is not None:
+            continue  # restart at once: the dead dispatcher's half-done pass is the point
+        if asyncio.run(up.is_idle(session)):
+            if not armed or fresh == FRESH_ROUNDS:
+                return launches, armed
+            fresh += 1
+            repo = session.config.repos[0]
+            for title in ("fresh one", "fresh two"):
+                world.fake.add_issue(
+                    repo.owner, repo.name, title=f"{title} ({fresh})", author="alice", labels=["ready"]
+                )
+        time.sleep(1.0)
+    pytest.fail(f"not idle after {WALK_TIMEOUT:.0f}s; fired {[x.fired.name for x in launches if x.fired]}")
+
+
+def _launch(deployed: Deployed, tmp_path: Path, index: int, armed: list[Fault]) -> Launch:
+    log, out_path = tmp_path / f"writes-{index}.jsonl", tmp_path / f"dispatch-{index}.log"
+    env = {
+        **deployed.env,
+        write_faults.LOG_ENV: str(log),
+        write_faults.FAULTS_ENV: json.dumps([asdict(f) for f in armed]),
+    }
+    started, mark = datetime.now(UTC), len(deployed.world.fake.write_log)
+    with out_path.open("wb") as out:
+        proc = subprocess.run(
+            write_faults.launcher(DISPATCH),
+            check=False,
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=180,
+        )
+    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    fired = [Fault(e["point"], e["phase"], e["action"], e["nth"]) for e in entries if e.get("fired")]
+    if proc.returncode != -signal.SIGKILL or len(fired) != 1:
+        assert proc.returncode == 0 and not fired, (
+            proc.returncode,
+            fired,
+            out_path.read_text(errors="replace")[-3000:],
+        )
+    points = [e["point"] for e in entries if e.get("phase") == "done"]
+    return Launch(index, started, mark, points, fired[0] if fired else None)
+
+
+async def _runs(api_url: str, summary: dict[str, Any]) -> list[AgentRun]:
+    async with PrefectAPI(api_url) as api:
+        return await runs.runs_for_issues(api, [i["issue"].lower() for i in summary["issues"]])
+
+
+# --------------------------------------------------------------------------- one case per fault
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_kill_at_write_point(walk: Walk, fault: Fault) -> None:
+    """The kill landed, and its restart wrote no label twice and started no extra attempt."""
+    assert walk.kill(fault) is not None, f"never reached: {fault.name}"
+    window = walk.window(fault)
+    repeated = [line for line in walk.writes_in(window) if "labels" in line and "unchanged" in line]
+    assert repeated == [], repeated
+    extra = [(r.issue_key, r.kind.value, r.attempt) for r in walk.runs_in(window) if r.attempt != 1]
+    assert extra == [], f"an attempt was lost and run again after {fault.name}: {extra}"
+
+
+# --------------------------------------------------------------------------- the walk as a whole
+
+
+def test_write_points_are_listed(walk: Walk) -> None:
+    """Every write the dispatcher made is a listed point, and every listed fault struck."""
+    seen = {point for launch in walk.launches for point in launch.points}
+    assert sorted(seen - set(WRITE_POINTS)) == [], "unlisted write points: add them to WRITE_POINTS"
+    assert walk.unfired == []
+    for launch in walk.launches:
+        print(launch.index, launch.fired.name if launch.fired else "-", launch.points)
+
+
+def test_walk_ends_settled_with_nothing_duplicated_or_lost(walk: Walk) -> None:
+    kills = [launch.fired.name for launch in walk.launches if launch.fired]
+    # Nothing lost: every issue reached a human with exactly one workflow label.
+    for row in walk.summary["issues"]:
+        assert row["labels"] == ["needs-human"], (row, kills)
+    # Every attempt accounted for: handed off with an outcome, one run per (issue, kind, attempt),
+    # and plain stubs need exactly one implement and one review attempt each.
+    assert all(r.handed_off and r.outcome is not None for r in walk.recorded), kills
+    per_kind = collections.Counter((r.issue_key, r.kind.value) for r in walk.recorded)
+    issues = {row["issue"].lower() for row in walk.summary["issues"]}
+    assert per_kind == {(i, k): 1 for i in issues for k in ("implement", "review")}, per_kind
+    # No claim twice: each owner label in an issue's history belongs to exactly one attempt.
+    for row in walk.summary["issues"]:
+        claims = [s[0] for s in row["history"] if len(s) == 1 and s[0].startswith(("claude-", "codex-"))]
+        attempts = [r for r in walk.recorded if r.issue_key == row["issue"].lower()]
+        assert len(claims) == len(attempts), (row["issue"], row["history"])
+        # No comment twice: k3sc's comments carry a marker per hand-off.
+        markers = [
+            line for c in row["comments"] for line in c["body"].splitlines() if line.startswith("<!-- k3sc:")
+        ]
+        assert len(markers) == len(set(markers)), (row["issue"], markers)
+    # No label write twice: the fake logs a write that changes nothing as "(unchanged)".
+    assert [line for line in walk.write_log if "labels" in line and "unchanged" in line] == []
+    # And what the dispatcher, the agent flows and the stub sent was valid for real GitHub.
+    assert walk.violations == []
