@@ -10,7 +10,9 @@ Environment of the launched dispatcher:
 - `K3SC_WRITE_LOG`: a JSON-lines file; every write appends `{"point", "phase": "done"}` once it
   returned, and a fault appends `{"point", "phase", "action": "fired"}` before it strikes.
 - `K3SC_WRITE_FAULTS`: a JSON list of `Fault` dicts, all armed at once. Each strikes at the
-  `nth` write of its point in this process (counted per point); a kill ends the process there.
+  `nth` write of its point in this process (counted per point; of faults at the same write, the
+  first listed). A kill ends the process there; a failure raises what the client raises for a
+  failed request (GitHubError, OrchestrationError), and the process goes on.
 """
 
 from __future__ import annotations
@@ -113,11 +115,14 @@ class _Faults:
         return result
 
     def _strike(self, faults: list[Fault], error: Callable[[str], Exception]) -> None:
-        for fault in faults:
-            self.record({**asdict(fault), "fired": True})
-            if fault.action == "kill":
-                os.kill(os.getpid(), signal.SIGKILL)
-            raise error(f"injected fault: {fault.name}")
+        """The first of `faults` (in the order armed) strikes, if any; one at a point at a time."""
+        if not faults:
+            return
+        fault = faults[0]
+        self.record({**asdict(fault), "fired": True})
+        if fault.action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise error(f"injected fault: {fault.name}")
 
 
 _inside = contextvars.ContextVar("write_faults_inside", default=False)
