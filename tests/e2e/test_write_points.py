@@ -101,7 +101,7 @@ SEED: dict[str, Any] = {
     "config": {"scan": {"orphan_grace": "1s"}},
 }
 FRESH_ROUNDS = 1  # times fresh issues may be added when the world settles with faults unfired
-WALK_TIMEOUT = 420.0
+WALK_TIMEOUT = 600.0
 
 
 @dataclass
