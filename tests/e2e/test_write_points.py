@@ -3,25 +3,29 @@ landed, duplicates nothing and loses nothing (ARCHITECTURE.md invariant 1). Repl
 test: faults are placed, not hoped for.
 
 How: every dispatcher is its own process launched through `tests.e2e.write_faults`, which names
-each GitHub and Prefect write it makes by *write point* (the Prefect task it happens in and what
-it writes) and strikes at the armed ones. One walk over a small world (two
-issues, real stub agents on a real process worker, each going ready → implement → needs-review →
-review → needs-human, one through a failed review, the hand-off that comments) arms, in every
-launch, all faults not yet fired. A launch dies at the first kill it reaches (a failure it reaches
-on the way strikes and the launch goes on); the next launch is the restart, and so on until every
-fault has struck and the loop is idle. So the first
-claim is interrupted at each of its writes in turn, the first hand-off likewise, and points only
-a recovery reaches (re-submitting a claim whose dispatcher died after its label write) are armed
-as soon as they are seen. Fresh issues are added if the world settles with faults unfired.
+each GitHub and Prefect write it makes by *write point* (the Prefect task it happens in and what it
+writes) and strikes at the armed ones. One walk over a small world (three issues, real stub agents
+on a real process worker, each going ready → implement → needs-review → review → needs-human, two
+through a failed review: the hand-off that comments) arms, in every launch, all faults not yet
+struck. A launch dies at the first kill it reaches (a failure it reaches on the way strikes and the
+launch goes on); the next launch is the restart, and so on until every fault has struck and the
+loop is idle. So the first claim is interrupted at each of its writes in turn, the first hand-off
+likewise, and points only a recovery reaches (re-submitting a claim whose dispatcher died after its
+label write) are struck as they come. Fresh issues are added once if the world settles with faults
+unfired. Every launch logs its writes: the first, unfaulted stretch of each is the pass's count of
+write points, in order, that `test_write_points_are_listed` holds against `WRITE_POINTS`.
 
-Covered: each of `WRITE_POINTS` (every write a pass makes here; `test_write_points_are_listed`
-fails when the dispatcher gains one this list lacks) with three faults: SIGKILL before the write,
-SIGKILL after it (the write landed, the dispatcher never learnt it), and the write landing but
-reported failed (the client's own error, as after a timeout). Not covered: the first write of
-each point only (a repetition is the same code), and writes this world never makes (stuck-run
-reaping, lease expiry, parking an account, orphan reaping). One shared walk keeps the suite near
-a minute and a half; the price is that a case's own checks look at its window (what it set in
-motion, up to the next fault), and the end-state invariants are checked once, for the whole walk.
+Covered: each of `WRITE_POINTS` (every write a pass makes here; a write point the dispatcher gains
+fails `test_write_points_are_listed` until it is listed) with three faults: SIGKILL before the
+write, SIGKILL after it (the write landed, the dispatcher never learnt it), and the write landing
+but reported failed (the client's own error, as after a timeout). Not covered: repetitions of a
+point (the same code), and writes this world never makes (stuck-run reaping, lease expiry, parking
+an account, orphan reaping: a fault that made one would fail the listing test).
+
+Why one shared walk: a loop to idle per fault would take half an hour; the walk takes about a
+minute and a half. The price is attribution: a case checks what its fault set in motion (a label
+written twice until the next fault; a second claim or attempt that began or landed in its launch,
+the latter being where a lost claim resurfaces), and the end-state invariants are checked once.
 """
 
 from __future__ import annotations
