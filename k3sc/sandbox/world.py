@@ -121,7 +121,8 @@ class World:
         self.fake.stop()
 
 
-def _body(seed: IssueSeed) -> str:
+def issue_body(seed: IssueSeed) -> str:
+    """The issue's body as seeded: its text, then the stub's directive."""
     directive = f"\n\nstub: {seed.stub}" if seed.stub else ""
     return f"{seed.body}{directive}".strip()
 
@@ -145,7 +146,7 @@ def build(root: Path, seed: WorldSeed, *, suffix: str | None = None) -> World:
             world.repos.append(Repo(owner, repo.name))
             for issue in repo.issues:
                 fake.add_issue(owner, repo.name, title=issue.title, author=issue.author, labels=issue.labels,
-                               body=_body(issue))  # fmt: skip
+                               body=issue_body(issue))  # fmt: skip
         world.config_path.write_text(yaml.safe_dump(config_for(world), sort_keys=False), encoding="utf-8")
     except BaseException:
         fake.stop()
