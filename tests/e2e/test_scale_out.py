@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import os
 import random
 import re
 import secrets
