@@ -58,9 +58,10 @@ pytestmark = pytest.mark.e2e
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS = ("127.0.0.1", 6379)
 CLAIM = "k3sc:e2e-claim"  # the first key in an empty Redis database marks it as this test's
-ISSUES_PER_REPO = 4
+ISSUES_PER_REPO = 3
 SLOTS = 4
-TAKERS_PER_SERVER = 6
+OPEN_TO_TAKE = 3  # PRs left eligible for `k3sc take` (the others are marked waiting)
+TAKERS_PER_SERVER = 3  # twice as many takers as PRs: some must lose the race
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -136,7 +137,12 @@ def scaled(tmp_path: Path, database: tuple[str, SecretStr], redis_bus: RedisBus)
             "max_slots": SLOTS,
             "allowed_authors": ["alice"],
             "repos": [
-                {"name": repo, "issues": [{"title": f"{repo} {n}", "author": "alice"} for n in range(1, 5)]}
+                {
+                    "name": repo,
+                    "issues": [
+                        {"title": f"{repo} {n}", "author": "alice"} for n in range(1, ISSUES_PER_REPO + 1)
+                    ],
+                }
                 for repo in ("north", "south")
             ],
         }
@@ -183,9 +189,13 @@ def test_two_api_servers_one_services_process_keep_every_invariant(scaled: Scale
     assert max(attempts.values()) == 1, "an attempt ran twice"
     assert runs.peak_concurrency(recorded) <= SLOTS
 
-    # The work really was spread: every worker, on either server, ran something.
-    submitted = {name: _submitted(worker) for name, worker in scaled.workers.items()}
-    assert all(submitted.values()), submitted
+    # The work really was spread: every worker, on either server, started runs; where two
+    # reached for the same run, the server let one have it (the other's submission aborted).
+    started = {name: _started(worker) for name, worker in scaled.workers.items()}
+    assert all(started.values()), started
+    assert sum(len(ids) for ids in started.values()) == len(set().union(*started.values()))
+    assert {r.id for r in recorded} == started["agents-a"] | started["agents-b"]
+    lost = sum(_aborted(worker) for worker in scaled.workers.values())
 
     # One dispatcher at a time, from the state history in the shared database.
     intervals = asyncio.run(_dispatch_running_intervals(scaled.database))
@@ -195,10 +205,12 @@ def test_two_api_servers_one_services_process_keep_every_invariant(scaled: Scale
     assert len(intervals) >= 2 and overlaps == [], overlaps
     cancelled = asyncio.run(_dispatch_runs_cancelled(scaled.database))
 
-    # Review leases: takers through A and B race for the loop's PRs.
+    # Review leases: takers through A and B race for a few of the loop's PRs.
+    for row in summary["issues"][OPEN_TO_TAKE:]:
+        owner, name = row["issue"].split("#")[0].split("/")
+        deployed.world.fake.set_labels(owner, name, row["pr"], ["waiting"])
     taken, raced = _race_takers(deployed, scaled.a, scaled.b)
-    prs = sum(1 for row in summary["issues"] if row["pr"] is not None)
-    assert len(taken) == min(prs, 2 * TAKERS_PER_SERVER), taken
+    assert len(taken) == OPEN_TO_TAKE, taken
     assert len({(t["repo"], t["pr"]) for t in taken}) == len(taken), "a PR was reserved twice"
     assert len({t["worker"] for t in taken}) == len(taken)
     held = asyncio.run(_leases(scaled.a))
@@ -208,15 +220,23 @@ def test_two_api_servers_one_services_process_keep_every_invariant(scaled: Scale
     triggered = _trigger_through(scaled.b, scaled.a, deployed.world.owner)
 
     print(
-        f"loop to idle {looped:.1f} s; {len(recorded)} agent runs; runs submitted per worker {submitted}; "
+        f"loop to idle {looped:.1f} s; {len(recorded)} agent runs; runs started per worker "
+        f"{ {name: len(ids) for name, ids in started.items()} }, {lost} submissions lost to another worker; "
         f"{len(intervals)} dispatch runs ran, none overlapping, {cancelled} cancelled as collisions; "
         f"{len(taken)} leases from {2 * TAKERS_PER_SERVER} racing takers in {raced:.1f} s; "
         f"event on B to scan created {triggered:.1f} s"
     )
 
 
-def _submitted(worker: ManagedProcess) -> int:
-    return len(re.findall(r"submitting flow run", worker.log_path.read_text(errors="replace")))
+def _started(worker: ManagedProcess) -> set[str]:
+    """Ids of the runs a worker submitted and the server did not take back."""
+    log = worker.log_path.read_text(errors="replace")
+    submitted = set(re.findall(r"submitting flow run '([0-9a-f-]+)'", log))
+    return submitted - set(re.findall(r"Aborted submission of flow run '([0-9a-f-]+)'", log))
+
+
+def _aborted(worker: ManagedProcess) -> int:
+    return len(re.findall(r"Aborted submission of flow run", worker.log_path.read_text(errors="replace")))
 
 
 async def _dispatch_running_intervals(database: str) -> list[tuple[str, datetime, datetime]]:
@@ -252,9 +272,8 @@ def _race_takers(deployed: Deployed, a: str, b: str) -> tuple[list[dict[str, Any
     argv = [sys.executable, "-m", "k3sc", "take", "--json", "--worker"]
     takers = [
         (f"{family}-{n}", api)
-        for n, (family, api) in enumerate(
-            [(f, api) for api in (a, b) for f in ("claude", "codex")] * (TAKERS_PER_SERVER // 2), start=1
-        )
+        for n in range(1, TAKERS_PER_SERVER + 1)
+        for api, family in ((a, "claude"), (b, "codex"))
     ]
     began = time.monotonic()
     procs = [
