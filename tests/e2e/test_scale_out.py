@@ -55,7 +55,7 @@ from tests.e2e.helpers import Deployed, agent_runs, deployed_world
 
 pytestmark = pytest.mark.e2e
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+PG_HOST, PG_PORT = "127.0.0.1", 5432
 REDIS = ("127.0.0.1", 6379)
 CLAIM = "k3sc:e2e-claim"  # the first key in an empty Redis database marks it as this test's
 ISSUES_PER_REPO = 3
@@ -73,7 +73,9 @@ def _reachable(host: str, port: int) -> bool:
 
 
 async def _sql(query: str, *args: Any, database: str = "postgres") -> list[Any]:
-    connection = await asyncpg.connect(**PG, database=database, timeout=10)
+    connection = await asyncpg.connect(
+        host=PG_HOST, port=PG_PORT, user="postgres", database=database, timeout=10
+    )
     try:
         return list(await connection.fetch(query, *args))
     finally:
@@ -83,7 +85,7 @@ async def _sql(query: str, *args: Any, database: str = "postgres") -> list[Any]:
 @pytest.fixture
 def database() -> Iterator[tuple[str, SecretStr]]:
     """A fresh database name and its URL (the stack creates it), dropped afterwards."""
-    if not _reachable(str(PG["host"]), int(PG["port"])):
+    if not _reachable(PG_HOST, PG_PORT):
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
     name = f"k3sc_scale_{secrets.token_hex(4)}"
     try:
