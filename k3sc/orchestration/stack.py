@@ -215,7 +215,7 @@ class LocalStack:
     api_url: str | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
-    started_server: bool = False  # this stack started the server at api_url (start_server)
+    started_server: bool = False  # this stack started the server at api_url (start_server, start_scaled)
 
     @property
     def log_dir(self) -> Path:
