@@ -70,6 +70,41 @@ WORKER_SETTINGS = {
 }
 
 
+@dataclass(frozen=True)
+class RedisBus:
+    """The Redis that lets several Prefect server processes act as one (prefect-redis).
+
+    With more than one server process, what a single server keeps in memory must be shared:
+    events (an event posted to any API server reaches the one services process that evaluates
+    automations), the automations' causal ordering, deployment concurrency leases (the
+    dispatcher's single slot), Docket's background work and the worker cleanup queue. One
+    Redis database holds all of it; Docket and prefect-redis use distinct key prefixes.
+    No password: this is the loopback Redis of one machine (a URL with one would be a secret).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/{self.db}"
+
+    def settings(self) -> dict[str, str]:
+        """What every server process (API and services alike) needs to share this Redis."""
+        endpoint = {"HOST": self.host, "PORT": str(self.port), "DB": str(self.db)}
+        return {
+            "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+            "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+            "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+            "PREFECT_SERVER_WORKER_CHANNEL_CLEANUP_QUEUE_STORAGE": "prefect_redis.cleanup_queue",
+            "PREFECT_SERVER_DOCKET_URL": self.url,
+            **{f"PREFECT_REDIS_MESSAGING_{k}": v for k, v in endpoint.items()},
+            **{f"PREFECT_REDIS_WORKER_CLEANUP_QUEUE_{k}": v for k, v in endpoint.items()},
+        }
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -180,7 +215,7 @@ class LocalStack:
     api_url: str | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
-    started_server: bool = False  # this stack started the server at api_url (start_server)
+    started_server: bool = False  # this stack started the server at api_url (start_server, start_scaled)
 
     @property
     def log_dir(self) -> Path:
@@ -194,27 +229,85 @@ class LocalStack:
         Its data lives in SQLite under `home`, or in the PostgreSQL `database` (created if absent),
         whose URL reaches the server through its environment, never its command line.
         """
-        port = port or free_port()
-        prefect_home = self.home / "prefect"
+        if database is not None:
+            asyncio.run(databases.ensure(database))
+        server, api_url = self._spawn_server("prefect-server", port, database)
+        self.api_url, self.started_server = api_url, True
+        wait_healthy(api_url, timeout, server)
+        return api_url
+
+    def start_scaled(
+        self, database: SecretStr, redis: RedisBus, *, servers: int = 2, timeout: float = 180.0
+    ) -> list[str]:
+        """Prefect's own scale-out shape: `servers` API-only servers and one services process,
+        all on one PostgreSQL `database` and one Redis; returns the API URLs (the first becomes
+        this stack's).
+
+        The first server migrates the database; the others start after it, with migrations
+        off, so two never race on a fresh schema. The services process (scheduler, automations,
+        event persister, lease repossessor, ...) serves no HTTP: it is started and kept alive.
+        """
+        asyncio.run(databases.ensure(database))
+        shared = redis.settings()
+        first, url = self._spawn_server("prefect-api-1", None, database, shared, api_only=True)
+        wait_healthy(url, timeout, first)
+        shared["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
+        started = [(first, url)]
+        for n in range(2, servers + 1):
+            started.append(self._spawn_server(f"prefect-api-{n}", None, database, shared, api_only=True))
+        env = self._server_env("prefect-services", None, database, shared)
+        argv = [*prefect_executable(), "server", "services", "start"]
+        self.processes.append(spawn("prefect-services", argv, env, self.log_dir / "prefect-services.log"))
+        for process, api_url in started[1:]:
+            wait_healthy(api_url, timeout, process)
+        self.api_url, self.started_server = url, True
+        return [api_url for _, api_url in started]
+
+    def _server_env(
+        self,
+        name: str,
+        api_url: str | None,
+        database: SecretStr | None,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """A server process's environment: its own PREFECT_HOME, the database URL (a secret: in
+        the environment, never on the command line), `extra` over the defaults."""
+        prefect_home = self.home / ("prefect" if name == "prefect-server" else name)
         prefect_home.mkdir(parents=True, exist_ok=True)
-        api_url = f"http://127.0.0.1:{port}/api"
-        env = child_env({**SERVER_SETTINGS, "PREFECT_HOME": str(prefect_home), **self.extra_env})
+        env = child_env(
+            {**SERVER_SETTINGS, "PREFECT_HOME": str(prefect_home), **(extra or {}), **self.extra_env}
+        )
         env.pop("PREFECT_API_URL", None)
         # The UI asks /ui-settings where its API is; unset, Prefect answers with port 4200
         # whatever port the server listens on, and the UI shows no runs.
         env.pop("PREFECT_UI_API_URL", None)
-        env["PREFECT_SERVER_UI_API_URL"] = api_url
+        if api_url:
+            env["PREFECT_SERVER_UI_API_URL"] = api_url
         env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
         env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
         if database is not None:
-            asyncio.run(databases.ensure(database))
             env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = databases.server_url(database).get_secret_value()
+        return env
+
+    def _spawn_server(
+        self,
+        name: str,
+        port: int | None,
+        database: SecretStr | None,
+        extra: Mapping[str, str] | None = None,
+        *,
+        api_only: bool = False,
+    ) -> tuple[ManagedProcess, str]:
+        port = port or free_port()
+        api_url = f"http://127.0.0.1:{port}/api"
+        env = self._server_env(name, api_url, database, extra)
         argv = [*prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-        server = spawn("prefect-server", argv, env, self.log_dir / "server.log")
+        if api_only:
+            argv.append("--no-services")
+        log = "server.log" if name == "prefect-server" else f"{name}.log"
+        server = spawn(name, argv, env, self.log_dir / log)
         self.processes.append(server)
-        self.api_url, self.started_server = api_url, True
-        wait_healthy(self.api_url, timeout, server)
-        return self.api_url
+        return server, api_url
 
     def worker_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         if not self.api_url:
@@ -224,20 +317,24 @@ class LocalStack:
             {**WORKER_SETTINGS, **own, "PREFECT_API_URL": self.api_url, **self.extra_env, **(extra or {})}
         )
 
-    def start_worker(self, pool: str, *, env: Mapping[str, str] | None = None) -> ManagedProcess:
-        """Start a process worker polling `pool`."""
-        argv = [
-            *prefect_executable(),
-            "worker",
-            "start",
-            "--pool",
-            pool,
-            "--type",
-            "process",
-            "--name",
-            f"k3sc-{pool}",
-        ]
-        worker = spawn(f"worker {pool}", argv, self.worker_env(env), self.log_dir / f"worker-{pool}.log")
+    def start_worker(
+        self,
+        pool: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        api_url: str | None = None,
+        name: str | None = None,
+    ) -> ManagedProcess:
+        """Start a process worker polling `pool`, through `api_url` (else this stack's server).
+
+        `name` tells apart several workers on one pool (Prefect keys a pool's workers by name).
+        """
+        label = f"worker {pool}" + (f" ({name})" if name else "")
+        name = name or f"k3sc-{pool}"
+        argv = [*prefect_executable(), "worker", "start", "--pool", pool, "--type", "process", "--name", name]
+        extra = {**(env or {}), **({"PREFECT_API_URL": api_url} if api_url else {})}
+        log = self.log_dir / ("worker-" + name.removeprefix("k3sc-") + ".log")
+        worker = spawn(label, argv, self.worker_env(extra), log)
         self.processes.append(worker)
         return worker
 
