@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -170,6 +171,7 @@ class LocalStack:
     api_url: str | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    database: SecretStr | None = None  # the server's PostgreSQL database, if not SQLite
 
     @property
     def log_dir(self) -> Path:
@@ -201,9 +203,23 @@ class LocalStack:
         argv = [*prefect_executable(), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
         server = spawn("prefect-server", argv, env, self.log_dir / "server.log")
         self.processes.append(server)
-        self.api_url = api_url
+        self.api_url, self.database = api_url, database
         wait_healthy(self.api_url, timeout, server)
         return self.api_url
+
+    def restart_server(self, *, grace: float = 10.0, timeout: float = 180.0) -> str:
+        """Stop the server started here and start it again on the same port and database.
+
+        What an upgrade or a crash-and-restart does to the workers and flow runs: their API is
+        gone for a while, then back at the same address with the same data.
+        """
+        server = next((p for p in self.processes if p.name == "prefect-server"), None)
+        if server is None or not self.api_url:
+            raise OrchestrationError("no Prefect server was started here to restart")
+        stop_all([server], grace)
+        self.processes.remove(server)
+        port = urlsplit(self.api_url).port
+        return self.start_server(port=port, timeout=timeout, database=self.database)
 
     def worker_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         if not self.api_url:
