@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import time
@@ -52,6 +53,7 @@ class Plan:
     slots: int = 4
     slow_agent_s: int = 20
     timeout: float = 1800.0
+    keep_logs: Path | None = None  # copy the server's, workers' and webhook's logs here at the end
 
 
 @dataclass
@@ -196,10 +198,10 @@ def run(plan: Plan, say: Callable[[str], None] = print) -> Result:
     """One chaos run (faults, restarts and kills as `plan` says; rate 0 and no kills is the baseline)."""
     result = Result(plan)
     numbers = range(1, plan.issues + 1)
-    refs = [f"{OWNER}/{REPO}#{n}".lower() for n in numbers]
     with loop(seed_for(plan), record_requests=True) as session:
         world = session.world
-        fake = world.fake
+        fake, owner = world.fake, world.owner
+        refs = [f"{owner}/{REPO}#{n}".lower() for n in numbers]
         workspaces = world.root / "workspaces"
         requests_before = len(fake.requests)
         if plan.rate:
@@ -214,7 +216,7 @@ def run(plan: Plan, say: Callable[[str], None] = print) -> Result:
             say(f"  {line}")
 
         for number in numbers:
-            fake.set_labels(OWNER, REPO, number, ["ready"], actor="alice")
+            fake.set_labels(owner, REPO, number, ["ready"], actor="alice")
         # Server restarts once this share of issues is done; spread over the run.
         restart_at = [(k + 1) / (plan.server_restarts + 1) for k in range(plan.server_restarts)]
         deadline = started + plan.timeout
@@ -222,7 +224,7 @@ def run(plan: Plan, say: Callable[[str], None] = print) -> Result:
         while True:
             up.check_children(session, note)  # as `k3sc up` watches: a dead worker is restarted
             labels = {
-                ref: fake.issue_view(OWNER, REPO, n)["labels"] for ref, n in zip(refs, numbers, strict=True)
+                ref: fake.issue_view(owner, REPO, n)["labels"] for ref, n in zip(refs, numbers, strict=True)
             }
             done = sum(v == DONE for v in labels.values())
             if done == plan.issues:
@@ -266,10 +268,12 @@ def run(plan: Plan, say: Callable[[str], None] = print) -> Result:
         settle = time.monotonic() + 60
         while True:
             labels = {
-                ref: fake.issue_view(OWNER, REPO, n)["labels"] for ref, n in zip(refs, numbers, strict=True)
+                ref: fake.issue_view(owner, REPO, n)["labels"] for ref, n in zip(refs, numbers, strict=True)
             }
             check(result, labels, list(fake.write_log), issue_runs_of(session, refs))
             if not result.attempt_problems or time.monotonic() > settle:
                 break
             time.sleep(2)
+        if plan.keep_logs is not None:
+            shutil.copytree(session.stack.log_dir, plan.keep_logs, dirs_exist_ok=True)
     return result

@@ -113,8 +113,8 @@ class Supervised:
         self.stack.processes.append(worker)
         return worker
 
-    async def _reap(self, api_url: str, *, everything: bool, deployments: tuple[str, ...]) -> int:
-        assert everything
+    async def _reap(self, api_url: str, *, everything: bool, deployments: tuple[str, ...], why: str) -> int:
+        assert everything and why == "its worker died (exit code 137)"
         self.reaped.append(deployments)
         return 1
 

@@ -260,6 +260,7 @@ async def reap_stale_runs(
     everything: bool,
     stale_after: float = 600.0,
     deployments: tuple[str, ...] = (runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT),
+    why: str = "left running by a k3sc that stopped",
 ) -> int:
     """Crash k3sc runs whose process is gone, so they free their slot and get handed off.
 
@@ -281,9 +282,7 @@ async def reap_stale_runs(
             for flow_run in live:
                 since = flow_run.start_time or flow_run.created
                 if everything or (now - since).total_seconds() > stale_after:
-                    await api.set_state(
-                        flow_run.id, "CRASHED", message="left running by a k3sc that stopped", force=True
-                    )
+                    await api.set_state(flow_run.id, "CRASHED", message=why, force=True)
                     reaped += 1
     return reaped
 
@@ -369,7 +368,12 @@ def check_children(session: Session, say: Say) -> None:
         if session.owned_server:
             try:
                 reaped = asyncio.run(
-                    reap_stale_runs(session.api_url, everything=True, deployments=(POOL_DEPLOYMENTS[pool],))
+                    reap_stale_runs(
+                        session.api_url,
+                        everything=True,
+                        deployments=(POOL_DEPLOYMENTS[pool],),
+                        why=f"its worker died (exit code {process.popen.returncode})",
+                    )
                 )
             except Exception as exc:  # the heartbeat automation crashes them later instead
                 say(f"prefect: could not mark the runs of the dead {process.name}: {exc}")
