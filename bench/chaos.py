@@ -1,6 +1,6 @@
 """The chaos run: the sandbox loop over many issues while GitHub fails, Prefect restarts and processes die.
 
-    uv run python bench/chaos.py [--issues 30] [--rate 0.2] [--seed 1] [--slots 4]
+    uv run python bench/chaos.py [--issues 30] [--rate 0.2] [--seed 1] [--slots 6]
 
 First the loop without faults (the baseline), then the same loop while the fake GitHub fails
 `--rate` of k3sc's requests (5xx, secondary rate limits, 429 with Retry-After 1-2 s, requests left
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--issues", type=int, default=30)
     parser.add_argument("--rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--slots", type=int, default=6)
     args = parser.parse_args()
     chaos = Plan(issues=args.issues, rate=args.rate, seed=args.seed, slots=args.slots)
     calm = Plan(

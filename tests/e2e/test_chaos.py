@@ -18,7 +18,7 @@ from k3sc.sandbox.github import CHAOS_KINDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from _chaos import Plan, run  # noqa: E402
+from _chaos import Plan, run
 
 pytestmark = pytest.mark.e2e
 
@@ -30,8 +30,8 @@ def test_the_loop_survives_chaos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         rate=0.2,
         seed=1,
         server_restarts=1,
-        slots=3,
-        slow_agent_s=10,
+        slots=4,
+        slow_agent_s=8,
         timeout=240,
         keep_logs=tmp_path / "logs",
     )
