@@ -119,7 +119,7 @@ class _Chaos:
     injected: Counter[str]  # the fake's own counter: it outlives a change of settings
 
     def draw(self, headers: dict[str, str]) -> str | None:
-        if headers.get("user-agent", "").startswith(self.spare_user_agents or ("\0",)):
+        if self.spare_user_agents and headers.get("user-agent", "").startswith(self.spare_user_agents):
             return None
         # Both draws always happen, so the sequence depends only on the seed and the request count.
         hit, kind = self.rng.random() < self.rate, self.rng.choice(self.kinds)
