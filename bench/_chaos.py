@@ -52,6 +52,9 @@ class Plan:
     agent_kills: int = 1
     slots: int = 4
     slow_agent_s: int = 20
+    # How long a "timeout" fault holds a request before closing the connection: k3sc's client gives
+    # up at 30 s, so below that the client sees a dropped connection, above it a timeout.
+    hang: float = 1.0
     timeout: float = 1800.0
     keep_logs: Path | None = None  # copy the server's, workers' and webhook's logs here at the end
 
@@ -206,7 +209,11 @@ def run(plan: Plan, say: Callable[[str], None] = print) -> Result:
         requests_before = len(fake.requests)
         if plan.rate:
             fake.chaos(
-                plan.rate, seed=plan.seed, retry_after=(1, 2), hang=1.0, spare_user_agents=[STUB_USER_AGENT]
+                plan.rate,
+                seed=plan.seed,
+                retry_after=(1, 2),
+                hang=plan.hang,
+                spare_user_agents=[STUB_USER_AGENT],
             )
         started = time.monotonic()
 

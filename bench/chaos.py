@@ -28,8 +28,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--slots", type=int, default=6)
+    parser.add_argument(
+        "--hang",
+        type=float,
+        default=1.0,
+        help="seconds a 'timeout' fault holds a request before dropping it (past 30 s: a client timeout)",
+    )
     args = parser.parse_args()
-    chaos = Plan(issues=args.issues, rate=args.rate, seed=args.seed, slots=args.slots)
+    chaos = Plan(issues=args.issues, rate=args.rate, seed=args.seed, slots=args.slots, hang=args.hang)
     calm = Plan(
         issues=args.issues,
         rate=0.0,
@@ -54,7 +60,7 @@ def report(args: argparse.Namespace, baseline: Result, result: Result) -> None:
     print(f"machine: {machine()}")
     print(
         f"command: uv run python bench/chaos.py --issues {args.issues} --rate {args.rate} "
-        f"--seed {args.seed} --slots {args.slots}"
+        f"--seed {args.seed} --slots {args.slots} --hang {args.hang:g}"
     )
     print("| measure | value |")
     print("|---|---|")
