@@ -2,7 +2,8 @@
 
 Uses the Prefect server in `PREFECT_API_URL` if set, otherwise starts one (SQLite under the
 k3sc home); creates the work pools, stores the secrets in blocks, deploys both flows, starts
-a process worker per pool and the first scan of the self-scheduling chain, then watches.
+a process worker per pool and the first scan of the self-scheduling chain, then watches
+(a worker that dies is restarted; any other child's death stops it).
 On Ctrl-C (or once idle with `--until-idle`) it stops everything it started, in order.
 With `--sandbox` the same happens against a fake GitHub and the stub agent.
 """
