@@ -76,6 +76,7 @@ class Result:
     attempt_problems: list[str] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    unsuccessful: list[str] = field(default_factory=list)  # attempts that did not succeed, and why
 
     @property
     def problems(self) -> list[str]:
@@ -152,11 +153,16 @@ def check(
         for ref in labels_by_issue
         if (ref, Kind.IMPLEMENT) in ok and (ref, Kind.REVIEW) not in ok
     ]
-    result.outcomes = dict(
-        collections.Counter(
-            f"{r.kind.value} {r.outcome.value if r.outcome else r.phase.value}" for r in recorded
-        )
-    )
+    result.unsuccessful = [
+        f"{r.issue_key} {r.kind.value} {r.attempt} {r.agent}: {_ending(r)}: {r.message[:160]}"
+        for r in recorded
+        if r.outcome is not Outcome.SUCCESS
+    ]
+    result.outcomes = dict(collections.Counter(f"{r.kind.value} {_ending(r)}" for r in recorded))
+
+
+def _ending(run: AgentRun) -> str:
+    return run.outcome.value if run.outcome else run.phase.value
 
 
 # ------------------------------------------------------------------ the faults

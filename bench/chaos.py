@@ -84,6 +84,8 @@ def report(args: argparse.Namespace, baseline: Result, result: Result) -> None:
     print(f"| wall time with chaos | {result.elapsed:.0f} s |")
     cost = result.elapsed - baseline.elapsed
     print(f"| wall time without faults | {baseline.elapsed:.0f} s (the faults cost {cost:+.0f} s) |")
+    for line in result.unsuccessful:
+        print(f"chaos attempt {line}")
     for problem in baseline.problems:
         print(f"baseline: {problem}")
     for problem in result.problems:

@@ -37,7 +37,7 @@ def test_the_loop_survives_chaos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     result = run(plan)
 
-    print("\n".join(result.events))
+    print("\n".join([*result.events, *result.unsuccessful]))
     assert result.problems == [], "\n".join(result.problems)
     assert (result.server_restarts, result.worker_kills, result.agent_kills) == (1, 1, 1)
     assert result.worker_restarts == 1
