@@ -1,8 +1,11 @@
-"""Small pure parts of `k3sc up`: which secrets it stores, the credential blocks' masking, and
-which database its Prefect server gets."""
+"""Small parts of `k3sc up`: which secrets it stores, the credential blocks' masking, which
+database its Prefect server gets, and how it supervises the processes it started."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,9 @@ from pydantic import SecretStr
 
 from blocks.credentials import AgentCredentials, GitHubCredentials
 from k3sc.config import Config
-from k3sc.orchestration.stack import LocalStack
+from k3sc.errors import OrchestrationError
+from k3sc.orchestration import runs
+from k3sc.orchestration.stack import LocalStack, ManagedProcess
 from k3sc.services import up
 
 
@@ -84,3 +89,112 @@ def test_clients_skip_handshakes_only_with_the_server_k3sc_started(
     env = stack.worker_env()
     assert (env.get("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED") == "false") is skips_handshakes
     assert (env.get("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED") == "false") is skips_handshakes
+
+
+# ------------------------------------------------------------------ the supervisor
+
+
+def _child(name: str, tmp_path: Path, *, alive: bool) -> ManagedProcess:
+    """A child as `LocalStack` records it: a live one sleeps, a dead one has exited with code 137."""
+    argv = [sys.executable, "-c", "import time; time.sleep(60)" if alive else "raise SystemExit(137)"]
+    popen = subprocess.Popen(argv)
+    if not alive:
+        popen.wait()
+    return ManagedProcess(name, popen, tmp_path / f"{name}.log")
+
+
+class Supervised:
+    """A session whose stack starts sleeping stand-ins for workers and records what it was asked."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, owned_server: bool) -> None:
+        self.tmp_path = tmp_path
+        self.stack = LocalStack(tmp_path, api_url="http://127.0.0.1:1/api")
+        self.session = up.Session(
+            tmp_path,
+            Config(),
+            tmp_path / "k3sc.yaml",
+            self.stack,
+            api_url=self.stack.api_url or "",
+            owned_server=owned_server,
+        )
+        self.started: list[str] = []
+        self.reaped: list[tuple[str, ...]] = []
+        self.said: list[str] = []
+        monkeypatch.setattr(LocalStack, "start_worker", self._start_worker)
+        monkeypatch.setattr(up, "reap_stale_runs", self._reap)
+
+    def _start_worker(self, pool: str, *, env: object = None) -> ManagedProcess:
+        self.started.append(pool)
+        worker = _child(f"worker {pool}", self.tmp_path, alive=True)
+        self.stack.processes.append(worker)
+        return worker
+
+    async def _reap(self, api_url: str, *, everything: bool, deployments: tuple[str, ...], why: str) -> int:
+        assert everything and why == "its worker died (exit code 137)"
+        self.reaped.append(deployments)
+        return 1
+
+    def check(self) -> None:
+        up.check_children(self.session, self.said.append)
+
+    def close(self) -> None:
+        for process in self.stack.processes:
+            process.popen.kill()
+            process.popen.wait()
+
+
+@pytest.fixture
+def supervised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Supervised]:
+    world = Supervised(tmp_path, monkeypatch, owned_server=True)
+    yield world
+    world.close()
+
+
+def test_a_dead_worker_is_restarted_after_its_runs_are_marked_crashed(supervised: Supervised) -> None:
+    server = _child("prefect-server", supervised.tmp_path, alive=True)
+    dispatch = _child("worker k3sc-dispatch", supervised.tmp_path, alive=True)
+    dead = _child("worker k3sc-agents", supervised.tmp_path, alive=False)
+    supervised.stack.processes += [server, dispatch, dead]
+
+    supervised.check()
+
+    assert supervised.started == ["k3sc-agents"]
+    assert supervised.reaped == [(runs.AGENT_DEPLOYMENT,)]
+    names = [p.name for p in supervised.stack.processes]
+    assert names == ["prefect-server", "worker k3sc-dispatch", "worker k3sc-agents"]
+    assert all(p.alive for p in supervised.stack.processes)
+    assert supervised.said[0] == "worker k3sc-agents exited (code 137); restarting it"
+    supervised.check()  # all alive now: nothing more happens
+    assert supervised.started == ["k3sc-agents"]
+
+
+def test_on_a_server_k3sc_does_not_own_other_runs_are_left_to_the_heartbeats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = Supervised(tmp_path, monkeypatch, owned_server=False)
+    try:
+        world.stack.processes.append(_child("worker k3sc-dispatch", tmp_path, alive=False))
+        world.check()
+        assert world.started == ["k3sc-dispatch"] and world.reaped == []
+    finally:
+        world.close()
+
+
+@pytest.mark.parametrize("name", ["prefect-server", "webhook"])
+def test_any_other_child_dying_stops_k3sc_up(supervised: Supervised, name: str) -> None:
+    supervised.stack.processes.append(_child(name, supervised.tmp_path, alive=False))
+    with pytest.raises(OrchestrationError, match=f"{name} exited unexpectedly"):
+        supervised.check()
+    assert supervised.started == []
+
+
+def test_a_worker_that_keeps_dying_stops_k3sc_up(supervised: Supervised) -> None:
+    supervised.stack.processes.append(_child("worker k3sc-agents", supervised.tmp_path, alive=False))
+    for _ in range(up.RESTART_LIMIT):
+        supervised.check()
+        for process in supervised.stack.processes:  # the restarted one dies too
+            process.popen.kill()
+            process.popen.wait()
+    assert len(supervised.started) == up.RESTART_LIMIT
+    with pytest.raises(OrchestrationError, match=f"restarted {up.RESTART_LIMIT} times"):
+        supervised.check()

@@ -119,7 +119,7 @@ def _run(options: UpOptions, json_: bool, say: Callable[[str], None]) -> None:
             return
         say("press Ctrl-C to stop")
         while True:
-            service.check_children(session)
+            service.check_children(session, say)
             time.sleep(1.0)
     except KeyboardInterrupt:
         say("stopping ...")

@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -216,6 +217,7 @@ class LocalStack:
     processes: list[ManagedProcess] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
     started_server: bool = False  # this stack started the server at api_url (start_server, start_scaled)
+    database: SecretStr | None = None  # the server's PostgreSQL database, if not SQLite
 
     @property
     def log_dir(self) -> Path:
@@ -232,7 +234,7 @@ class LocalStack:
         if database is not None:
             asyncio.run(databases.ensure(database))
         server, api_url = self._spawn_server("prefect-server", port, database)
-        self.api_url, self.started_server = api_url, True
+        self.api_url, self.started_server, self.database = api_url, True, database
         wait_healthy(api_url, timeout, server)
         return api_url
 
@@ -308,6 +310,20 @@ class LocalStack:
         server = spawn(name, argv, env, self.log_dir / log)
         self.processes.append(server)
         return server, api_url
+
+    def restart_server(self, *, grace: float = 10.0, timeout: float = 180.0) -> str:
+        """Stop the server started here and start it again on the same port and database.
+
+        What an upgrade or a crash-and-restart does to the workers and flow runs: their API is
+        gone for a while, then back at the same address with the same data.
+        """
+        server = next((p for p in self.processes if p.name == "prefect-server"), None)
+        if server is None or not self.api_url:
+            raise OrchestrationError("no Prefect server was started here to restart")
+        stop_all([server], grace)
+        self.processes.remove(server)
+        port = urlsplit(self.api_url).port
+        return self.start_server(port=port, timeout=timeout, database=self.database)
 
     def worker_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         if not self.api_url:

@@ -6,7 +6,8 @@ async code and other processes alike. It keeps repos (with real bare git remotes
 to), issues, pull requests, labels and comments; applies writes the way GitHub does; answers
 with bodies built from GitHub's own OpenAPI examples and GitHub's caching and rate-limit
 headers (so k3sc's conditional scans really revalidate and get 304s); records every
-request; and can be told to fail (5xx, secondary and primary rate limits, 422).
+request; and can be told to fail (5xx, secondary and primary rate limits, 422), once (`inject`) or
+at random on a fraction of all requests (`chaos`).
 
 This module is the server and the public face; state rules live in github_state, bodies in
 github_bodies, endpoints in github_api and git access in github_git.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import random
 import re
 import secrets
 import socket
@@ -24,6 +26,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +43,7 @@ from k3sc.sandbox.github_api import Api, Request, Response, error, etag_of
 from k3sc.sandbox.github_bodies import Renderer, encode
 from k3sc.sandbox.github_state import Issue, Rejected, Repo, Store
 
-__all__ = ["FakeGitHub", "RecordedRequest"]
+__all__ = ["CHAOS_KINDS", "NO_ANSWER", "FakeGitHub", "RecordedRequest"]
 
 EventHandler = Callable[[str, dict[str, Any]], None]
 
@@ -57,6 +60,12 @@ SECONDARY_LIMIT_DOCS = (
 PRIMARY_LIMIT_DOCS = (
     "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-the-primary-rate-limit"
 )
+# What `chaos` injects: a 5xx, a secondary rate limit (403 + Retry-After), a 429 + Retry-After, and
+# a request left unanswered until the connection is closed (a timeout or a dropped connection).
+CHAOS_KINDS = ("5xx", "secondary", "429", "timeout")
+_CHAOS_5XX = (500, 502, 503)
+# The status a recorded request gets when chaos closed its connection without an answer.
+NO_ANSWER = 0
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 # Endpoints that authenticate as the App itself (a JWT), not as a user or installation.
 _APP_PATHS = re.compile(r"^/app/|^/repos/[^/]+/[^/]+/installation$")
@@ -95,6 +104,41 @@ class _Fault:
             and (self.method is None or self.method.upper() == method)
             and (self.path_contains is None or self.path_contains in path)
         )
+
+
+@dataclass
+class _Chaos:
+    """Faults on a seeded-random fraction of requests; one draw per request, in arrival order."""
+
+    rate: float
+    rng: random.Random
+    kinds: tuple[str, ...]
+    retry_after: tuple[int, int]
+    hang: float
+    spare_user_agents: tuple[str, ...]
+    injected: Counter[str]  # the fake's own counter: it outlives a change of settings
+
+    def draw(self, headers: dict[str, str]) -> str | None:
+        if self.spare_user_agents and headers.get("user-agent", "").startswith(self.spare_user_agents):
+            return None
+        # Both draws always happen, so the sequence depends only on the seed and the request count.
+        hit, kind = self.rng.random() < self.rate, self.rng.choice(self.kinds)
+        return kind if hit else None
+
+    def fault(self, kind: str) -> _Fault:
+        """The one-off fault this kind answers with (`inject`'s answers, so they look the same)."""
+        if kind == "5xx":
+            return _Fault(self.rng.choice(_CHAOS_5XX), 1, None, None, None, False)
+        retry_after = self.rng.randint(*self.retry_after)
+        return _Fault(403 if kind == "secondary" else 429, 1, None, None, retry_after, False)
+
+
+class _NoAnswer(Exception):
+    """Raised to the HTTP handler: close the connection after `hang` seconds, answering nothing."""
+
+    def __init__(self, hang: float) -> None:
+        super().__init__(f"no answer for {hang}s")
+        self.hang = hang
 
 
 class FakeGitHub:
@@ -142,6 +186,8 @@ class FakeGitHub:
         self._used = 0
         self._reset = int(self._clock()) + RATE_WINDOW_SECONDS
         self._faults: list[_Fault] = []
+        self._chaos: _Chaos | None = None
+        self._chaos_injected: Counter[str] = Counter()
         self._installations: dict[str, int] = {}  # lower-cased owner -> installation id
         self._installation_tokens: dict[str, float] = {}  # token -> expiry epoch
         self._request_ids = itertools.count(1)
@@ -375,6 +421,48 @@ class FakeGitHub:
                 _Fault(status, count, method, path_contains, retry_after, rate_limit_remaining_zero)
             )
 
+    def chaos(
+        self,
+        rate: float,
+        *,
+        seed: int = 0,
+        kinds: Iterable[str] = CHAOS_KINDS,
+        retry_after: tuple[int, int] = (1, 2),
+        hang: float = 1.0,
+        spare_user_agents: Iterable[str] = (),
+    ) -> None:
+        """From now on, fail a `rate` fraction of requests (0 turns it off), chosen by `seed`.
+
+        Each request draws from a `random.Random(seed)`, so the same sequence of requests meets
+        the same faults. A hit fails as one of `kinds` (CHAOS_KINDS): "5xx" (500, 502 or 503),
+        "secondary" (403 + Retry-After) and "429" (429 + Retry-After), Retry-After drawn from
+        `retry_after` seconds; "timeout" reads the request, answers nothing for `hang` seconds and
+        closes the connection (beyond the client's timeout a timeout, below it a dropped connection).
+        Faulted requests change nothing, as on GitHub, and requests whose User-Agent starts with
+        one of `spare_user_agents` are never faulted. One-off `inject` faults take precedence;
+        `chaos_injected` counts what was injected by kind.
+        """
+        chosen = tuple(kinds)
+        unknown = set(chosen) - set(CHAOS_KINDS)
+        if not 0.0 <= rate <= 1.0 or not chosen or unknown or not 0 <= retry_after[0] <= retry_after[1]:
+            raise ValueError(
+                f"chaos needs 0 <= rate <= 1, kinds from {CHAOS_KINDS} and a retry_after range; "
+                f"got rate={rate}, kinds={chosen}, retry_after={retry_after}"
+            )
+        spared = tuple(spare_user_agents)
+        with self._lock:
+            self._chaos = None
+            if rate > 0:
+                self._chaos = _Chaos(
+                    rate, random.Random(seed), chosen, retry_after, hang, spared, self._chaos_injected
+                )
+
+    @property
+    def chaos_injected(self) -> dict[str, int]:
+        """How many faults `chaos` injected so far, by kind (kept when chaos is turned off)."""
+        with self._lock:
+            return dict(self._chaos_injected)
+
     def exhaust_rate_limit(self, reset_in: float) -> None:
         """Use up the primary limit; requests get 403 until `reset_in` seconds from now."""
         with self._lock:
@@ -410,23 +498,37 @@ class FakeGitHub:
         split = urlsplit(target)
         path, query = split.path, parse_qs(split.query, keep_blank_values=True)
         with self._lock:
+            chaos = self._chaos.draw(headers) if self._chaos is not None else None
+            if chaos == "timeout" and self._chaos is not None:
+                self._chaos.injected[chaos] += 1
+                self._record(RecordedRequest(method, path, query, headers, body, NO_ANSWER, {}, b""))
+                raise _NoAnswer(self._chaos.hang)
             try:
-                status, out_headers, payload = self._answer(method, path, query, headers, body)
+                status, out_headers, payload = self._answer(method, path, query, headers, body, chaos)
             except Exception:
                 self.internal_errors.append(traceback.format_exc())
                 status, out_headers = 500, {"Content-Type": "application/json; charset=utf-8"}
                 payload = encode({"message": "fake GitHub bug, see FakeGitHub.internal_errors"})
             recorded_headers = {key.lower(): value for key, value in out_headers.items()}
-            self.requests.append(
+            self._record(
                 RecordedRequest(method, path, query, headers, body, status, recorded_headers, payload)
             )
-            if self._max_recorded is not None and len(self.requests) > self._max_recorded:
-                del self.requests[: len(self.requests) - self._max_recorded]
         self._dispatch_events()
         return status, out_headers, payload
 
+    def _record(self, recorded: RecordedRequest) -> None:
+        self.requests.append(recorded)
+        if self._max_recorded is not None and len(self.requests) > self._max_recorded:
+            del self.requests[: len(self.requests) - self._max_recorded]
+
     def _answer(
-        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+        chaos: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         assert self._api is not None and self._url is not None
         now = self._clock()
@@ -446,6 +548,9 @@ class FakeGitHub:
             fault.count -= 1
             self._faults = [f for f in self._faults if f.count > 0]
             response, extra = self._fault_response(fault, request_id, now)
+        elif chaos is not None and self._chaos is not None:
+            self._chaos.injected[chaos] += 1
+            response, extra = self._fault_response(self._chaos.fault(chaos), request_id, now)
         elif self._used >= self._limit and path != "/rate_limit":
             response, extra = self._primary_limit(request_id, self._reset), {"X-RateLimit-Remaining": "0"}
         else:
@@ -621,7 +726,14 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        status, out, payload = self.server.fake._serve(self.command, self.path, headers, body)
+        try:
+            status, out, payload = self.server.fake._serve(self.command, self.path, headers, body)
+        except _NoAnswer as silent:
+            time.sleep(silent.hang)  # outside the fake's lock: other requests go on meanwhile
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.send_response(status)
         for key, value in out.items():
             self.send_header(key, value)

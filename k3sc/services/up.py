@@ -2,7 +2,8 @@
 
 Uses the Prefect server in `PREFECT_API_URL` if set, otherwise starts one (SQLite under the
 k3sc home); creates the work pools, stores the secrets in blocks, deploys both flows, starts
-a process worker per pool and the first scan of the self-scheduling chain, then watches.
+a process worker per pool and the first scan of the self-scheduling chain, then watches
+(a worker that dies is restarted; any other child's death stops it).
 On Ctrl-C (or once idle with `--until-idle`) it stops everything it started, in order.
 With `--sandbox` the same happens against a fake GitHub and the stub agent.
 """
@@ -60,6 +61,7 @@ class Session:
     webhook_secret: SecretStr | None = None  # the receiver runs only with one
     webhook_url: str = ""
     started: float = field(default_factory=time.monotonic)
+    restarts: dict[str, list[float]] = field(default_factory=dict)  # worker name -> when it was restarted
 
     def github_environ(self) -> dict[str, str]:
         """Where this process's own GitHub reads find their token and cache (the sandbox's own)."""
@@ -255,7 +257,14 @@ async def deploy_all(session: Session, token: SecretStr | None) -> None:
         await dispatch_state.set_paused(api, False)
 
 
-async def reap_stale_runs(api_url: str, *, everything: bool, stale_after: float = 600.0) -> int:
+async def reap_stale_runs(
+    api_url: str,
+    *,
+    everything: bool,
+    stale_after: float = 600.0,
+    deployments: tuple[str, ...] = (runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT),
+    why: str = "left running by a k3sc that stopped",
+) -> int:
     """Crash k3sc runs whose process is gone, so they free their slot and get handed off.
 
     On a server this `k3sc up` just started, every run still marked running was left by a k3sc
@@ -266,7 +275,7 @@ async def reap_stale_runs(api_url: str, *, everything: bool, stale_after: float 
     now = datetime.now(UTC)
     reaped = 0
     async with PrefectAPI(api_url) as api:
-        for deployment in (runs.DISPATCH_DEPLOYMENT, runs.AGENT_DEPLOYMENT):
+        for deployment in deployments:
             if not everything and deployment == runs.AGENT_DEPLOYMENT:
                 continue
             deployment_id = await api.deployment_id(deployment)
@@ -276,9 +285,7 @@ async def reap_stale_runs(api_url: str, *, everything: bool, stale_after: float 
             for flow_run in live:
                 since = flow_run.start_time or flow_run.created
                 if everything or (now - since).total_seconds() > stale_after:
-                    await api.set_state(
-                        flow_run.id, "CRASHED", message="left running by a k3sc that stopped", force=True
-                    )
+                    await api.set_state(flow_run.id, "CRASHED", message=why, force=True)
                     reaped += 1
     return reaped
 
@@ -320,7 +327,7 @@ def wait_idle(session: Session, timeout: float, say: Say, poll: float = 3.0) -> 
     deadline = time.monotonic() + timeout
     streak = 0
     while time.monotonic() < deadline:
-        check_children(session)
+        check_children(session, say)
         streak = streak + 1 if asyncio.run(is_idle(session)) else 0
         if streak >= 2:
             return True
@@ -329,13 +336,54 @@ def wait_idle(session: Session, timeout: float, say: Say, poll: float = 3.0) -> 
     return False
 
 
-def check_children(session: Session) -> None:
-    for process in session.stack.processes:
-        if not process.alive:
-            raise OrchestrationError(
-                f"{process.name} exited unexpectedly (code {process.popen.returncode}); "
-                f"last lines of {process.log_path}:\n{process.log_tail()}"
-            )
+# Which deployment's runs a worker of each pool started (k3sc up starts one worker per pool).
+POOL_DEPLOYMENTS = {"k3sc-dispatch": runs.DISPATCH_DEPLOYMENT, "k3sc-agents": runs.AGENT_DEPLOYMENT}
+# A worker that dies this often within the window is not coming back: stop rather than spin.
+RESTART_LIMIT = 5
+RESTART_WINDOW_S = 600.0
+
+
+def check_children(session: Session, say: Say) -> None:
+    """Restart a worker that died (a crash, the OOM killer, a kill); any other child's death is fatal.
+
+    The dead worker's guard ended the flow runs it had started; on a server this `k3sc up` owns
+    they are marked crashed before the new worker starts, so they are handed off now instead of
+    after the heartbeat automation's 90 s. A worker dying RESTART_LIMIT times within
+    RESTART_WINDOW_S stops `k3sc up`, as any other child's death does.
+    """
+    for process in list(session.stack.processes):
+        if process.alive:
+            continue
+        died = (
+            f"{process.name} exited unexpectedly (code {process.popen.returncode}); "
+            f"last lines of {process.log_path}:\n{process.log_tail()}"
+        )
+        pool = process.name.removeprefix("worker ")
+        if pool not in POOL_DEPLOYMENTS:
+            raise OrchestrationError(died)
+        now = time.monotonic()
+        recent = [t for t in session.restarts.get(process.name, []) if now - t < RESTART_WINDOW_S]
+        if len(recent) >= RESTART_LIMIT:
+            raise OrchestrationError(f"{died}\n(restarted {len(recent)} times in {RESTART_WINDOW_S:.0f}s)")
+        session.restarts[process.name] = [*recent, now]
+        say(f"{process.name} exited (code {process.popen.returncode}); restarting it")
+        session.stack.processes.remove(process)
+        if session.owned_server:
+            try:
+                reaped = asyncio.run(
+                    reap_stale_runs(
+                        session.api_url,
+                        everything=True,
+                        deployments=(POOL_DEPLOYMENTS[pool],),
+                        why=f"its worker died (exit code {process.popen.returncode})",
+                    )
+                )
+            except Exception as exc:  # the heartbeat automation crashes them later instead
+                say(f"prefect: could not mark the runs of the dead {process.name}: {exc}")
+            else:
+                if reaped:
+                    say(f"prefect: marked {reaped} run(s) of the dead {process.name} as crashed")
+        session.stack.start_worker(pool)
 
 
 # --------------------------------------------------------------------------- summary
