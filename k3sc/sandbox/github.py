@@ -15,6 +15,7 @@ github_bodies, endpoints in github_api and git access in github_git.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -497,6 +498,8 @@ class FakeGitHub:
         """Answer one HTTP request; called on a server thread."""
         split = urlsplit(target)
         path, query = split.path, parse_qs(split.query, keep_blank_values=True)
+        if github_git.SMART_HTTP.match(path):
+            return self._git(method, path, split.query, headers, body)
         with self._lock:
             chaos = self._chaos.draw(headers) if self._chaos is not None else None
             if chaos == "timeout" and self._chaos is not None:
@@ -515,6 +518,29 @@ class FakeGitHub:
             )
         self._dispatch_events()
         return status, out_headers, payload
+
+    def _git(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Clone and push over HTTP, as on github.com: `x-access-token:<token>` (or any user) as
+        Basic auth, the fake's token when it has one. Not REST: never recorded in `requests`."""
+        user, problem = self._git_user(headers.get("authorization", ""))
+        if problem is not None:
+            realm = {"WWW-Authenticate": 'Basic realm="GitHub"'}
+            return 401, realm, b"Invalid username or token.\n"
+        return github_git.smart_http(self.root, method, path, query, headers, body, user)
+
+    def _git_user(self, header: str) -> tuple[str, str | None]:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return "", None if self.token is None else "authentication required"
+        try:
+            login, _, secret = base64.b64decode(encoded).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return "", "malformed credentials"
+        if self.token is not None and secret != self.token and secret not in self._installation_tokens:
+            return "", "bad credentials"
+        return login or self._login, None
 
     def _record(self, recorded: RecordedRequest) -> None:
         self.requests.append(recorded)

@@ -153,3 +153,52 @@ def diff_stats(git_dir: Path, base_sha: str, head_sha: str) -> tuple[int, int, i
         additions += int(added) if added.isdigit() else 0  # "-" for binary files
         deletions += int(removed) if removed.isdigit() else 0
     return int(count), additions, deletions, files
+
+
+# github.com's clone URL: https://github.com/<owner>/<name>.git, then git's smart-HTTP paths.
+SMART_HTTP = re.compile(r"^/[^/]+/[^/]+\.git/(info/refs|git-upload-pack|git-receive-pack)$")
+
+
+def smart_http(
+    root: Path, method: str, path: str, query: str, headers: dict[str, str], body: bytes, user: str
+) -> tuple[int, dict[str, str], bytes]:
+    """Serve git's smart HTTP over the bare remotes under `root`, as `git http-backend` (CGI).
+
+    What a client that cannot see the remotes' paths clones and pushes through, such as an agent
+    in a pod of the fake cluster. `user` is the authenticated login (`git http-backend` allows a
+    push only with one); empty for an anonymous fetch.
+    """
+    env = {
+        **GIT_ENV,
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "GIT_PROJECT_ROOT": str(root),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "CONTENT_TYPE": headers.get("content-type", ""),
+        "CONTENT_LENGTH": str(len(body)),
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    if user:
+        env["REMOTE_USER"] = user
+    if "git-protocol" in headers:
+        env["GIT_PROTOCOL"] = headers["git-protocol"]
+    if headers.get("content-encoding"):
+        env["HTTP_CONTENT_ENCODING"] = headers["content-encoding"]
+    done = subprocess.run(
+        ["git", "http-backend"], input=body, env=env, capture_output=True, timeout=300, check=False
+    )
+    head, separator, payload = done.stdout.partition(b"\r\n\r\n")
+    if not separator:
+        head, _, payload = done.stdout.partition(b"\n\n")
+    status, out = 200, {}
+    for line in head.decode("latin-1").splitlines():
+        name, _, value = line.partition(":")
+        if name.lower() == "status":
+            status = int(value.split()[0])
+        elif name:
+            out[name.strip()] = value.strip()
+    if done.returncode != 0 and status == 200:
+        status, payload = 500, done.stderr
+    return status, out, payload

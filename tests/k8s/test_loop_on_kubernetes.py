@@ -12,17 +12,21 @@ one agent's Job → reviewed by another's → needs-human, through the real GitH
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from k3sc import config as k3sc_config
 from k3sc.kube import manifests
+from k3sc.orchestration import runs
+from k3sc.orchestration.api import PrefectAPI
 from k3sc.orchestration.stack import LocalStack, child_env, prefect_executable, spawn
 from k3sc.sandbox import kube as fake_kube
 from k3sc.sandbox import world as sandbox
@@ -52,6 +56,12 @@ SEED = {
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sandbox.World]:
     built = sandbox.build(tmp_path / "world", sandbox.WorldSeed.model_validate(SEED))
+    # A pod cannot see the remotes' paths: agents clone through the fake's git-over-HTTP, at the
+    # clone URL k3sc derives from github_url, as on github.com.
+    written = yaml.safe_load(built.config_path.read_text())
+    for repo in written["repos"]:
+        repo.pop("clone_url", None)
+    built.config_path.write_text(yaml.safe_dump(written, sort_keys=False))
     monkeypatch.setenv("K3SC_CONFIG", str(built.config_path))
     monkeypatch.setenv("GITHUB_TOKEN", built.token)
     # What `k3sc deploy` stores in the agents' block; the stub agent never uses them.
@@ -116,9 +126,12 @@ def test_every_agent_attempt_runs_as_a_kubernetes_job(
         )
         assert all(labels(n) == ["needs-human"] for n in (1, 2)), logs
 
+        recorded = asyncio.run(_runs(api_url, [f"{world.owner}/api#{n}" for n in (1, 2)]))
+        outcomes = [(r.issue_key, r.kind.value, r.attempt, str(r.outcome), r.message[:300]) for r in recorded]
         # Every attempt was a Job the real worker made from the shipped template, run as uid 1000.
         jobs = fake.fake.stored("jobs")
-        assert len(jobs) == 4, [j["metadata"]["name"] for j in jobs]
+        pod_logs = [text[-2500:] for text in fake.fake.pod_logs.values()]
+        assert len(jobs) == 4, (outcomes, pod_logs[-2:])
         for job in jobs:
             pod = job["spec"]["template"]["spec"]
             assert pod["securityContext"]["runAsUser"] == 1000, pod
@@ -141,3 +154,8 @@ def test_every_agent_attempt_runs_as_a_kubernetes_job(
         stack.stop()
         fake.call(runtime.stop())
         fake.stop()
+
+
+async def _runs(api_url: str, refs: list[str]) -> list[Any]:
+    async with PrefectAPI(api_url) as api:
+        return await runs.runs_for_issues(api, [ref.lower() for ref in refs])
