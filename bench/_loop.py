@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from k3sc import config as k3sc_config
 from k3sc.labels import Kind
 from k3sc.models import AgentRun
+from k3sc.orchestration import database as databases
 from k3sc.orchestration import runs
 from k3sc.orchestration.api import PrefectAPI
 from k3sc.orchestration.stack import LocalStack
@@ -39,8 +40,14 @@ def machine() -> str:
 
 
 @contextmanager
-def loop(seed: dict[str, Any], *, record_requests: bool = False) -> Iterator[up.Session]:
-    """Start server (unless PREFECT_API_URL), world, deployments and workers; stop them after."""
+def loop(
+    seed: dict[str, Any], *, record_requests: bool = False, database: str | None = None
+) -> Iterator[up.Session]:
+    """Start server (unless PREFECT_API_URL), world, deployments and workers; stop them after.
+
+    With `database` (a postgresql:// URL) the server runs on that PostgreSQL database, created
+    here and dropped after, as `k3sc up --database` runs it.
+    """
     with tempfile.TemporaryDirectory(prefix="k3sc-bench-") as tmp:
         root = Path(tmp)
         os.environ["K3SC_HOME"] = str(root / "home")
@@ -55,11 +62,27 @@ def loop(seed: dict[str, Any], *, record_requests: bool = False) -> Iterator[up.
         # As `k3sc up --sandbox`: label changes reach the loop as signed webhook deliveries.
         session.webhook_secret = SecretStr(secrets.token_urlsafe(32))
         try:
-            up.start(session, SecretStr(world.token), up.UpOptions(sandbox=True), lambda line: None)
+            options = up.UpOptions(sandbox=True, database=SecretStr(database) if database else None)
+            up.start(session, SecretStr(world.token), options, lambda line: None)
             time.sleep(8)  # let the start-up scan finish: it finds nothing and is not measured
             yield session
         finally:
             up.shutdown(session, lambda line: None)
+            if database:
+                asyncio.run(drop_database(database))
+
+
+async def drop_database(url: str) -> None:
+    """Drop the bench's PostgreSQL database (connected to `postgres` on the same server)."""
+    import asyncpg
+
+    name = databases.database_name(SecretStr(url))
+    admin = url.rsplit("/", 1)[0].replace("postgresql+asyncpg://", "postgresql://") + "/postgres"
+    connection = await asyncpg.connect(admin, timeout=10)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 def prefect_requests(session: up.Session) -> int:

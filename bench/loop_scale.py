@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _loop import issue_runs_of, loop, machine, prefect_endpoints, prefect_requests, wait_for
 
 from k3sc.models import Outcome
+from k3sc.orchestration import database as databases
 from k3sc.orchestration.runs import peak_concurrency
 
 GITHUB_ID = re.compile(r"(?<=/)\d+(?=/|$)")  # issue and PR numbers, comment ids
@@ -33,6 +34,11 @@ def main() -> None:
     parser.add_argument("--issues", type=int, default=100)
     parser.add_argument("--slots", type=int, default=26)
     parser.add_argument("--breakdown", action="store_true", help="Requests per issue by endpoint.")
+    parser.add_argument(
+        "--database",
+        help="Run the server on PostgreSQL: a postgresql:// URL of a database to create and drop "
+        "(e.g. postgresql://postgres@127.0.0.1/k3sc_bench); default SQLite.",
+    )
     args = parser.parse_args()
     numbers = range(1, args.issues + 1)
     seed = {
@@ -46,7 +52,7 @@ def main() -> None:
             }
         ],
     }
-    with loop(seed, record_requests=True) as session:
+    with loop(seed, record_requests=True, database=args.database) as session:
         world = session.world
         github_before, prefect_before = len(world.fake.requests), prefect_requests(session)
         started = last_report = time.monotonic()
@@ -76,7 +82,8 @@ def main() -> None:
         recorded = issue_runs_of(session, [f"{world.owner}/api#{n}" for n in numbers])
     print()
     print(f"machine: {machine()}")
-    print(f"command: uv run python bench/loop_scale.py --issues {args.issues} --slots {args.slots}")
+    backend = f" --database {databases.redact(args.database)}" if args.database else ""
+    print(f"command: uv run python bench/loop_scale.py --issues {args.issues} --slots {args.slots}{backend}")
     print("| measure | value |")
     print("|---|---|")
     print(
