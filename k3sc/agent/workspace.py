@@ -40,6 +40,8 @@ CREDENTIAL_HELPER = (
     'test -n "$t" || exit 0; echo username=x-access-token; echo "password=$t"; }; f'
 )
 
+AGENT_GIT_MARKER = "K3SC_AGENT_WORKSPACE_GIT"
+
 # Variables that would point git at some other repository or make it prompt a human.
 _GIT_ENV_DROP = (
     "GIT_DIR",
@@ -440,6 +442,10 @@ class _Git:
         )
         if token:
             env["GITHUB_TOKEN"] = token
+            # The agent's token, in the environment of git run for the agent's workspace only
+            # (clone, fetch, set-head, and the upload-pack a local remote spawns): marked so an
+            # audit of /proc (the secret canary test) can tell these from a leak.
+            env[AGENT_GIT_MARKER] = "1"
         self.env = env
 
     async def has_ref(self, ref: str) -> bool:

@@ -28,6 +28,7 @@ import psutil
 import pytest
 import yaml
 
+from k3sc.agent import workspace
 from k3sc.orchestration.stack import free_port
 from k3sc.sandbox.github import FakeGitHub
 from tests import github_contract
@@ -44,7 +45,9 @@ def _leaks_in_processes(canaries: list[str], exempt: set[int]) -> list[str]:
             environ = {} if proc.pid in exempt else proc.environ()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if "K3SC_AGENT" in environ:  # an agent (or its git): handed its credentials on purpose
+        # An agent (or its git), or git that k3sc runs for the agent's workspace with the agent's
+        # token: handed the agent's credentials on purpose.
+        if "K3SC_AGENT" in environ or workspace.AGENT_GIT_MARKER in environ:
             environ = {}
         for canary in canaries:
             if canary in cmdline:
