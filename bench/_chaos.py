@@ -230,7 +230,9 @@ def run(plan: Plan, say: Callable[[str], None] = print) -> Result:
 
         for number in numbers:
             fake.set_labels(owner, REPO, number, ["ready"], actor="alice")
-        # Server restarts once this share of issues is done; spread over the run.
+        # Server restarts once this share of issues has left `ready` (claimed or further): spread
+        # over the run and always while work is in flight (counting finished issues instead, a
+        # fast run could finish its last ones between two looks and never restart).
         restart_at = [(k + 1) / (plan.server_restarts + 1) for k in range(plan.server_restarts)]
         deadline = started + plan.timeout
         last_report = started
@@ -240,6 +242,7 @@ def run(plan: Plan, say: Callable[[str], None] = print) -> Result:
                 ref: fake.issue_view(owner, REPO, n)["labels"] for ref, n in zip(refs, numbers, strict=True)
             }
             done = sum(v == DONE for v in labels.values())
+            started_work = sum(v != ["ready"] for v in labels.values())
             if done == plan.issues:
                 break
             if time.monotonic() > deadline:
@@ -260,9 +263,9 @@ def run(plan: Plan, say: Callable[[str], None] = print) -> Result:
                 os.kill(pid, signal.SIGKILL)
                 result.worker_kills += 1
                 note(f"killed the k3sc-agents worker (pid {pid}) with agent runs in flight")
-            elif restart_at and done / plan.issues >= restart_at[0]:
+            elif restart_at and started_work / plan.issues >= restart_at[0]:
                 restart_at.pop(0)
-                note(f"restarting the Prefect server ({done}/{plan.issues} done)")
+                note(f"restarting the Prefect server ({started_work}/{plan.issues} claimed, {done} done)")
                 down = time.monotonic()
                 session.stack.restart_server()
                 result.server_down_s += time.monotonic() - down
