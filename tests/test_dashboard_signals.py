@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.up_process import AS_FROM_A_TERMINAL
+
 LEAVE_ALT_SCREEN = b"\x1b[?1049l"
 ENTER_ALT_SCREEN = b"\x1b[?1049h"
 
@@ -54,8 +56,7 @@ def test_a_dashboard_gives_the_terminal_back_on_every_stop_signal(
     env = {**os.environ, "HOME": str(home), "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
     parent, child = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
-         "sys.argv = ['k3sc', 'sessions']; from k3sc.cli import main; sys.exit(main())"],
+        [*AS_FROM_A_TERMINAL, "-m", "k3sc", "sessions"],
         stdin=child, stdout=child, stderr=child, env=env, start_new_session=True, close_fds=True,
     )  # fmt: skip
     os.close(child)

@@ -172,6 +172,15 @@ async def test_k_then_y_kills_the_selected_runs_issue() -> None:
         assert status(app) == "acme/api#7: stopped implement attempt 1 by claude-a; now needs-human"
 
 
+async def log_read(app: TopApp, pilot: Pilot[None]) -> None:
+    """Wait until a log screen is up and done reading its lines."""
+    for _ in range(500):
+        await pilot.pause(0.01)
+        if isinstance(app.screen, LogScreen) and not app.screen.reading:
+            return
+    raise AssertionError(f"no log screen done reading: {app.screen}")
+
+
 @pytest.mark.parametrize(
     ("key", "clipboard", "message"),
     [
@@ -197,11 +206,7 @@ async def test_enter_opens_the_selected_runs_log_and_escape_comes_back() -> None
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         await pilot.press("down", "enter")
-        for _ in range(100):
-            await pilot.pause(0.01)
-            if isinstance(app.screen, LogScreen) and not app.screen.reading:
-                break
-        assert isinstance(app.screen, LogScreen)
+        await log_read(app, pilot)
         assert source.done == [("logs", ("run-api-7-1",))]
         assert "14 passed in 2.31s" in app.screen.text.plain
         await pilot.press("escape")

@@ -28,7 +28,7 @@ from k3sc.usage import Billing, Usage, UsageRecord
 from k3sc.workflow import Dispatch
 from tests.cli_helpers import invoke
 from tests.e2e.helpers import Deployed, deployed_world
-from tests.test_top_app import settle, status
+from tests.test_top_app import log_read, settle, status
 
 pytestmark = pytest.mark.prefect
 
@@ -238,11 +238,11 @@ async def test_enter_l_1_r_and_q_on_the_real_server(deployed: Deployed) -> None:
             await settle(app, pilot)
             assert app.selected_run() is not None and app.selected_run().values["id"] == run.id  # type: ignore[union-attr]
             await pilot.press("enter")
-            await _read(app, pilot)
+            await log_read(app, pilot)
             assert isinstance(app.screen, LogScreen)
             assert "7 passed" in app.screen.text.plain
             await pilot.press("escape", "l")
-            await _read(app, pilot)
+            await log_read(app, pilot)
             text = app.screen.text.plain  # type: ignore[attr-defined]
             assert f"claude-a {repo.owner}/{repo.name}#1".lower() in text.lower() and "7 passed" in text
             await pilot.press("escape", "1")
@@ -256,14 +256,6 @@ async def test_enter_l_1_r_and_q_on_the_real_server(deployed: Deployed) -> None:
             await pilot.pause()
         assert app.return_code == 0
         await api.set_state(run.id, "CANCELLED", force=True)
-
-
-async def _read(app: TopApp, pilot: Any) -> None:
-    for _ in range(500):
-        await pilot.pause(0.01)
-        if isinstance(app.screen, LogScreen) and not app.screen.reading:
-            return
-    raise AssertionError(f"no log screen done reading: {app.screen}")
 
 
 def test_no_reachable_server_is_one_line_and_exit_1(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,13 +19,9 @@ import pytest
 
 from k3sc import deliveries
 from k3sc.webhook.inbox import Inbox
+from tests.e2e.up_process import AS_FROM_A_TERMINAL
 
 SECRET = "signal-secret"
-# SIGHUP back at its default, as from a terminal (a test run under nohup would hand it down ignored).
-AS_FROM_A_TERMINAL = (
-    "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
-    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
-)
 
 
 def start(home: Path, config: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -41,7 +36,7 @@ def start(home: Path, config: Path) -> tuple[subprocess.Popen[bytes], str]:
     home.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c", AS_FROM_A_TERMINAL, "-m", "k3sc", "webhook", "--port", "0"],
+            [*AS_FROM_A_TERMINAL, "-m", "k3sc", "webhook", "--port", "0"],
             env=env,
             stderr=err,
             stdout=subprocess.DEVNULL,

@@ -76,8 +76,13 @@ async def save(api: PrefectAPI, state: DispatchState) -> None:
     await api.set_variable(STATE_VARIABLE, {"generation": generation, "parts": len(chunks)}, tags=["k3sc"])
 
 
+def _parts(generation: int) -> str:
+    """The name prefix of a generation's parts (two sets, alternating)."""
+    return f"{STATE_VARIABLE}-part-{generation % 2}-"  # Prefect allows [a-z0-9_-]
+
+
 def _part(generation: int, index: int) -> str:
-    return f"{STATE_VARIABLE}-part-{generation % 2}-{index:03d}"  # Prefect allows [a-z0-9_-]
+    return f"{_parts(generation)}{index:03d}"
 
 
 async def _joined(api: PrefectAPI, head: dict[str, Any]) -> Any:
@@ -85,7 +90,7 @@ async def _joined(api: PrefectAPI, head: dict[str, Any]) -> Any:
     generation, count = head.get("generation"), head.get("parts")
     if not isinstance(generation, int) or not isinstance(count, int):
         return None
-    found = await api.variables(_part(generation, 0)[:-3])
+    found = await api.variables(_parts(generation))
     chunks = [found.get(_part(generation, index)) for index in range(count)]
     if not all(isinstance(chunk, str) for chunk in chunks):
         return None
