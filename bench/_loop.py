@@ -53,7 +53,7 @@ def loop(
         os.environ["K3SC_HOME"] = str(root / "home")
         world = sandbox.build(root / "world", sandbox.WorldSeed.model_validate(seed))
         if record_requests:
-            world.fake._max_recorded = None  # count every request of the run
+            world.fake.record_all(bodies=False)  # count every request of the run
         stack = LocalStack(root / "stack")
         # INFO makes uvicorn write one access-log line per API request: the Prefect request count.
         stack.extra_env = {"PREFECT_SERVER_LOGGING_LEVEL": "INFO"}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import itertools
 import json
 import random
@@ -175,6 +176,7 @@ class FakeGitHub:
         self.hook: github_hooks.Hookshot | None = None
         self.requests: list[RecordedRequest] = []
         self._max_recorded = max_recorded
+        self._record_bodies = True
         # Tracebacks of bugs in the fake (or in on_event); the pytest fixture fails on any.
         self.internal_errors: list[str] = []
         self._clock = clock or time.time
@@ -464,6 +466,12 @@ class FakeGitHub:
         with self._lock:
             return dict(self._chaos_injected)
 
+    def set_rate_limit(self, limit: int) -> None:
+        """Change the primary limit per hour-long window (GitHub's is 5,000 for a user token,
+        up to 15,000 for a GitHub App installation on Enterprise Cloud)."""
+        with self._lock:
+            self._limit = limit
+
     def exhaust_rate_limit(self, reset_in: float) -> None:
         """Use up the primary limit; requests get 403 until `reset_in` seconds from now."""
         with self._lock:
@@ -542,7 +550,15 @@ class FakeGitHub:
             return "", "bad credentials"
         return login or self._login, None
 
+    def record_all(self, *, bodies: bool = True) -> None:
+        """Keep every request from now on (a benchmark counting them); without `bodies`, keep only
+        the request line, headers and status, so a long run's list pages do not fill memory."""
+        with self._lock:
+            self._max_recorded, self._record_bodies = None, bodies
+
     def _record(self, recorded: RecordedRequest) -> None:
+        if not self._record_bodies:
+            recorded = dataclasses.replace(recorded, body=b"", response_body=b"")
         self.requests.append(recorded)
         if self._max_recorded is not None and len(self.requests) > self._max_recorded:
             del self.requests[: len(self.requests) - self._max_recorded]
