@@ -1,6 +1,8 @@
-"""The stub agent end to end: a prepared workspace, the real process runner, real git hooks and
-a bare remote behind the fake GitHub. Each directive mode is checked by what exists afterwards
-on the remote and in the fake (branch, PR, comments), not by what the stub says it did.
+"""The stub agent end to end, through the real agent flow: `flows.agent.agent` runs against the
+session's Prefect server (tests/agent_flow.py), with a real workspace, real git hooks and a bare
+remote behind the fake GitHub. Each directive mode is checked by what exists afterwards on the
+remote and in the fake (branch, PR, comments), and by what the flow recorded in Prefect: its
+final state, its usage artifact and the lines it relayed, not by what the stub says it did.
 """
 
 from __future__ import annotations
@@ -8,49 +10,61 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
-from k3sc import slots
-from k3sc.agent import gh_guard, process, prompts, streams, workspace
+from k3sc import usage
 from k3sc.agent.streams import Verdict
-from k3sc.config import SafetyConfig
-from k3sc.labels import Family, Kind
+from k3sc.labels import Kind
 from k3sc.models import Repo
 from k3sc.sandbox import stub_agent
-from k3sc.usage import Window
+from k3sc.usage import LimitHit, Window
+from tests.agent_flow import AgentFlowProcess, Ended
 from tests.fixtures.github import FAKE_GITHUB_TOKEN, ContractCheckedFakeGitHub
 
 REPO = Repo("acme", "api")
-STUB = (sys.executable, "-m", "k3sc.sandbox.stub_agent")
+STUB = [sys.executable, "-m", "k3sc.sandbox.stub_agent"]
 # The developer's git config must not change what the stub's git does (signing, hooksPath).
 GIT_ISOLATION = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+# What a flow run reads from its environment; per test (tests/fixtures/environment.py).
+PER_TEST_ENV = ("K3SC_CONFIG", "K3SC_HOME", "K3SC_CACHE_DIR")
 
 
-@pytest.fixture(autouse=True)
-def isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in GIT_ISOLATION.items():
-        monkeypatch.setenv(name, value)
-
-
-@dataclass(frozen=True)
-class Run:
-    result: process.ProcessResult
-    summary: streams.StreamSummary
-    lines: list[str]
-    rendered: list[str]
+@pytest.fixture(scope="module")
+def agent_flows(prefect_api_url: str) -> Iterator[AgentFlowProcess]:
+    runner = AgentFlowProcess(prefect_api_url, GIT_ISOLATION)
+    try:
+        yield runner
+    finally:
+        runner.close()
 
 
 class Sandbox:
-    """One repository on the fake GitHub and the agents' workspaces for it."""
+    """One repository on the fake GitHub, the k3sc config for it, and the agent flow to run."""
 
-    def __init__(self, fake: ContractCheckedFakeGitHub, root: Path, default_branch: str = "main") -> None:
+    def __init__(
+        self,
+        fake: ContractCheckedFakeGitHub,
+        root: Path,
+        flows: AgentFlowProcess,
+        default_branch: str = "main",
+    ) -> None:
         self.fake = fake
         self.remote = fake.add_repo(REPO.owner, REPO.name, default_branch=default_branch)
-        self.root = root
+        self.flows = flows
+        config = {
+            "github_url": fake.url,
+            "github_api_url": fake.url,
+            "allowed_authors": ["alice"],
+            "repos": [{"owner": REPO.owner, "name": REPO.name, "clone_url": str(self.remote)}],
+            "agent": {"command": STUB, "timeout": "60s"},
+            "workspace_root": str(root),
+        }
+        Path(os.environ["K3SC_CONFIG"]).write_text(yaml.safe_dump(config), encoding="utf-8")
 
     def issue(self, body: str, title: str = "stub work") -> int:
         return self.fake.add_issue(REPO.owner, REPO.name, title=title, author="alice", body=body)
@@ -68,80 +82,34 @@ class Sandbox:
     def pulls(self) -> list[str]:
         return [entry for entry in self.fake.write_log if " pull #" in entry]
 
-    async def run(
-        self,
-        issue: int,
-        *,
-        kind: Kind = Kind.IMPLEMENT,
-        agent: str = "claude-b",
-        pr: int | None = None,
+    def run(
+        self, issue: int, *, kind: Kind = Kind.IMPLEMENT, agent: str = "claude-b", pr: int | None = None,
         attempt: int = 1,
-        limit: float = 60,
-    ) -> Run:
-        branch = f"issue-{issue}"
-        with await workspace.prepare(
-            root=self.root,
-            repo=REPO,
-            agent=agent,
-            issue=issue,
-            clone_url=str(self.remote),
-            branch=branch,
-            default_branch=None,
-            blocked_words=("fixes", "closes", "resolves"),
-            token=FAKE_GITHUB_TOKEN,
-            log=lambda _: None,
-        ) as ws:
-            prompt = prompts.render(
-                kind, repo=REPO, issue=issue, pr=pr, agent=agent, branch=branch, base=ws.base, override=None
-            )
-            env = prompts.agent_env(
-                family=slots.family_of(agent),
-                repo=REPO,
-                issue=issue,
-                kind=kind,
-                pr=pr,
-                agent=agent,
-                branch=branch,
-                base=ws.base,
-                workspace=ws.path,
-                attempt=attempt,
-                prompt=prompt,
-                github_api_url=self.fake.url,
-                github_url=self.fake.url,
-                token=FAKE_GITHUB_TOKEN,
-                extra=GIT_ISOLATION,
-            )
-            # As the agent flow does: only the allowed gh subcommands run.
-            guard = gh_guard.install(ws.path, SafetyConfig().gh_allowed, env["PATH"])
-            env["PATH"] = gh_guard.guarded_path(guard, env["PATH"])
-            reader = streams.StreamReader()
-            lines: list[str] = []
-            rendered: list[str] = []
+    ) -> Ended:  # fmt: skip
+        env = {name: os.environ[name] for name in PER_TEST_ENV}
+        ended = self.flows.run(env, FAKE_GITHUB_TOKEN, repo=REPO.full_name, issue=issue, kind=kind.value,
+                               agent=agent, attempt=attempt, pr=pr)  # fmt: skip
+        assert FAKE_GITHUB_TOKEN not in "\n".join(ended.lines)
+        return ended
 
-            def on_line(line: str) -> None:
-                lines.append(line)
-                if (shown := reader.feed(line)) is not None:
-                    rendered.append(shown)
 
-            result = await process.run(
-                prompts.command_for(Family.CLAUDE, prompt, STUB),
-                cwd=ws.path,
-                env=env,
-                timeout=limit,
-                on_line=on_line,
-                secrets=prompts.secret_values(env),
-                grace=2,
-            )
-        summary = reader.summary(
-            exit_code=result.exit_code, timed_out=result.timed_out, now=datetime.now(UTC)
-        )
-        assert FAKE_GITHUB_TOKEN not in "\n".join(lines)
-        return Run(result, summary, lines, rendered)
+def verdict(run: Ended) -> tuple[int | None, Verdict]:
+    """The agent's exit code and the verdict the flow recorded in its usage artifact."""
+    return run.usage.exit_code, Verdict(run.usage.verdict)
+
+
+def limit_hit(run: Ended) -> LimitHit:
+    """The usage limit a Parked run carries in its state message."""
+    state, name, message = run.state
+    assert (state, name) == ("FAILED", usage.PARKED), run.state
+    hit = LimitHit.decode(message)
+    assert hit is not None, message
+    return hit
 
 
 @pytest.fixture
-def sandbox(fake_github: ContractCheckedFakeGitHub, tmp_path: Path) -> Sandbox:
-    return Sandbox(fake_github, tmp_path / "workspaces")
+def sandbox(fake_github: ContractCheckedFakeGitHub, tmp_path: Path, agent_flows: AgentFlowProcess) -> Sandbox:
+    return Sandbox(fake_github, tmp_path / "workspaces", agent_flows)
 
 
 def pull_number(entry: str) -> int:
@@ -152,11 +120,11 @@ def pull_number(entry: str) -> int:
 # --------------------------------------------------------------------------- implement
 
 
-async def test_implement_pushes_for_real_and_opens_the_pull_request(sandbox: Sandbox) -> None:
+def test_implement_pushes_for_real_and_opens_the_pull_request(sandbox: Sandbox) -> None:
     issue = sandbox.issue("Please add the thing.")
-    run = await sandbox.run(issue)
+    run = sandbox.run(issue)
 
-    assert (run.result.exit_code, run.summary.verdict) == (0, Verdict.SUCCESS_CLAIMED)
+    assert verdict(run) == (0, Verdict.SUCCESS_CLAIMED)
     head = sandbox.remote_sha(f"issue-{issue}")
     assert head is not None
     assert sandbox.pulls() == [f"acme/api pull #{issue + 1} opened from issue-{issue}"]
@@ -169,7 +137,7 @@ async def test_implement_pushes_for_real_and_opens_the_pull_request(sandbox: San
     )
     handoff = sandbox.fake.issue_view(REPO.owner, REPO.name, issue)["comments"]
     assert [c["body"].splitlines()[0] for c in handoff] == ["## claude-b"]
-    assert f"[tool] Bash: git push -u origin issue-{issue}" in run.rendered
+    assert f"[tool] Bash: git push -u origin issue-{issue}" in run.lines
     # The commit really is the stub's work, by the agent's identity, without a closing keyword.
     shown = sandbox.git("show", "--format=%an <%ae>%n%s", "--name-only", head).splitlines()
     assert shown[:2] == [
@@ -179,32 +147,33 @@ async def test_implement_pushes_for_real_and_opens_the_pull_request(sandbox: San
     assert f"k3sc-stub/issue-{issue}.md" in shown
 
 
-async def test_usage_is_parsed_from_the_stub_stream_end_to_end(sandbox: Sandbox) -> None:
-    run = await sandbox.run(sandbox.issue(""))
-    usage = run.summary.usage
-    assert usage is not None
-    assert usage.turns is not None and usage.turns > 2
+def test_usage_is_parsed_from_the_stub_stream_end_to_end(sandbox: Sandbox) -> None:
+    run = sandbox.run(sandbox.issue(""))
+    used = run.usage.usage
+    assert used is not None
+    assert used.turns is not None and used.turns > 2
     per = stub_agent.MESSAGE_USAGE
-    assert usage == streams.Usage(
-        input_tokens=per["input_tokens"] * usage.turns,
-        output_tokens=per["output_tokens"] * usage.turns,
-        cache_creation_tokens=per["cache_creation_input_tokens"] * usage.turns,
-        cache_read_tokens=per["cache_read_input_tokens"] * usage.turns,
-        total_tokens=sum(per.values()) * usage.turns,
-        cost_usd=usage.cost_usd,
+    assert used == usage.Usage(
+        input_tokens=per["input_tokens"] * used.turns,
+        output_tokens=per["output_tokens"] * used.turns,
+        cache_creation_tokens=per["cache_creation_input_tokens"] * used.turns,
+        cache_read_tokens=per["cache_read_input_tokens"] * used.turns,
+        total_tokens=sum(per.values()) * used.turns,
+        cost_usd=used.cost_usd,
         models=(stub_agent.MODEL,),
-        turns=usage.turns,
+        turns=used.turns,
     )
-    assert usage.cost_usd is not None and usage.cost_usd > 0
-    assert run.summary.session_id is not None
+    assert used.cost_usd is not None and used.cost_usd > 0
+    (init,) = [line for line in run.lines if line.startswith("[init] ")]
+    assert ", session ?" not in init
 
 
-async def test_a_second_attempt_continues_the_branch_and_keeps_the_one_pull_request(sandbox: Sandbox) -> None:
+def test_a_second_attempt_continues_the_branch_and_keeps_the_one_pull_request(sandbox: Sandbox) -> None:
     issue = sandbox.issue("stub: ok")
-    await sandbox.run(issue, attempt=1)
+    sandbox.run(issue, attempt=1)
     first = sandbox.remote_sha(f"issue-{issue}")
-    run = await sandbox.run(issue, attempt=2)
-    assert run.summary.verdict is Verdict.SUCCESS_CLAIMED
+    run = sandbox.run(issue, attempt=2)
+    assert verdict(run) == (0, Verdict.SUCCESS_CLAIMED)
     second = sandbox.remote_sha(f"issue-{issue}")
     assert second not in (None, first)
     assert len(sandbox.pulls()) == 1
@@ -214,27 +183,27 @@ async def test_a_second_attempt_continues_the_branch_and_keeps_the_one_pull_requ
 
 
 @pytest.mark.parametrize("pr_known", [True, False], ids=["K3SC_PR given", "found from the branch"])
-async def test_review_posts_the_review_heading_on_the_pull_request(sandbox: Sandbox, pr_known: bool) -> None:
+def test_review_posts_the_review_heading_on_the_pull_request(sandbox: Sandbox, pr_known: bool) -> None:
     issue = sandbox.issue("stub: ok")
-    await sandbox.run(issue)
+    sandbox.run(issue)
     pr = pull_number(sandbox.pulls()[0])
-    run = await sandbox.run(issue, kind=Kind.REVIEW, agent="claude-c", pr=pr if pr_known else None)
-    assert (run.result.exit_code, run.summary.verdict) == (0, Verdict.SUCCESS_CLAIMED)
+    run = sandbox.run(issue, kind=Kind.REVIEW, agent="claude-c", pr=pr if pr_known else None)
+    assert verdict(run) == (0, Verdict.SUCCESS_CLAIMED)
     comments = sandbox.fake.issue_view(REPO.owner, REPO.name, pr)["comments"]
     assert [(c["author"], c["body"].splitlines()[0]) for c in comments] == [("k3sc", "## Review by claude-c")]
 
 
-async def test_review_without_a_pull_request_fails(sandbox: Sandbox) -> None:
-    run = await sandbox.run(sandbox.issue("stub: ok"), kind=Kind.REVIEW, agent="claude-c")
-    assert (run.result.exit_code, run.summary.verdict) == (1, Verdict.AGENT_FAILED)
-    assert "no open pull request from issue-1 to review" in run.summary.reason
+def test_review_without_a_pull_request_fails(sandbox: Sandbox) -> None:
+    run = sandbox.run(sandbox.issue("stub: ok"), kind=Kind.REVIEW, agent="claude-c")
+    assert verdict(run) == (1, Verdict.AGENT_FAILED)
+    assert "no open pull request from issue-1 to review" in run.state[2]
 
 
 # --------------------------------------------------------------------------- directive modes
 
 
 @pytest.mark.parametrize(
-    ("body", "kind", "attempt", "exit_code", "verdict", "pushed"),
+    ("body", "kind", "attempt", "exit_code", "expected", "pushed"),
     [
         pytest.param("stub: fail", Kind.IMPLEMENT, 1, 1, Verdict.AGENT_FAILED, False, id="fail exits 1"),
         pytest.param("stub: fail-twice", Kind.IMPLEMENT, 2, 1, Verdict.AGENT_FAILED, False, id="fail-twice, attempt 2"),
@@ -246,45 +215,40 @@ async def test_review_without_a_pull_request_fails(sandbox: Sandbox) -> None:
         pytest.param("stub: dance", Kind.IMPLEMENT, 1, 1, Verdict.AGENT_FAILED, False, id="unknown directive fails"),
     ],
 )  # fmt: skip
-async def test_directive_modes(
-    sandbox: Sandbox, body: str, kind: Kind, attempt: int, exit_code: int, verdict: Verdict, pushed: bool
+def test_directive_modes(
+    sandbox: Sandbox, body: str, kind: Kind, attempt: int, exit_code: int, expected: Verdict, pushed: bool
 ) -> None:
     issue = sandbox.issue(body)
-    run = await sandbox.run(issue, kind=kind, attempt=attempt)
-    assert (run.result.exit_code, run.summary.verdict) == (exit_code, verdict), run.summary.reason
+    run = sandbox.run(issue, kind=kind, attempt=attempt)
+    assert verdict(run) == (exit_code, expected), run.state
     assert (sandbox.remote_sha(f"issue-{issue}") is not None) is pushed
     assert bool(sandbox.pulls()) is pushed
 
 
-async def test_usage_limit_mode_prints_the_weekly_limit_shape_and_exits_0(sandbox: Sandbox) -> None:
+def test_usage_limit_mode_prints_the_weekly_limit_shape_and_exits_0(sandbox: Sandbox) -> None:
     before = datetime.now(UTC)
-    run = await sandbox.run(sandbox.issue("stub: usage-limit"))
-    assert (run.result.exit_code, run.summary.verdict, run.summary.window) == (
-        0,
-        Verdict.USAGE_LIMIT,
-        Window.WEEKLY,
-    )
+    run = sandbox.run(sandbox.issue("stub: usage-limit"))
+    # A limit exits 0 and says `success`; the run still ends Parked, carrying the limit.
+    hit = limit_hit(run)
+    assert (verdict(run), hit.family, hit.window) == ((0, Verdict.USAGE_LIMIT), "claude", Window.WEEKLY)
     # "resets 5am" in the clock's zone: the next 5am, plus the margin for a rounded time.
-    assert run.summary.resets_at is not None and before < run.summary.resets_at <= before + timedelta(
-        days=1, minutes=5
-    )
-    assert "[result] success is_error turns=1" in "\n".join(run.rendered)
-    assert "[error] api error: Weekly limit reached ∙ resets 5am" in run.rendered
+    assert hit.resets_at is not None and before < hit.resets_at <= before + timedelta(days=1, minutes=5)
+    assert "[result] success is_error turns=1" in "\n".join(run.lines)
+    assert "[error] api error: Weekly limit reached ∙ resets 5am" in run.lines
 
 
-async def test_a_short_usage_limit_resets_at_the_first_hit_plus_its_seconds(sandbox: Sandbox) -> None:
+def test_a_short_usage_limit_resets_at_the_first_hit_plus_its_seconds(sandbox: Sandbox) -> None:
     issue = sandbox.issue("stub: usage-limit=3600")
-    first = await sandbox.run(issue, agent="claude-a")
+    first = sandbox.run(issue, agent="claude-a")
     (mark,) = [c for c in sandbox.fake.issue_view(REPO.owner, REPO.name, issue)["comments"]
                if c["body"].startswith(stub_agent.LIMIT_MARK)]  # fmt: skip
     hit = mark["created_at"].replace(microsecond=0)  # GitHub renders whole seconds
-    assert (first.summary.verdict, first.summary.resets_at) == (Verdict.USAGE_LIMIT, hit + timedelta(hours=1))
-    assert first.summary.limit_hit("claude") is not None
+    assert (verdict(first)[1], limit_hit(first).resets_at) == (Verdict.USAGE_LIMIT, hit + timedelta(hours=1))
     # Another Claude agent later meets the same account's limit, with the same reset; no new mark.
-    second = await sandbox.run(issue, agent="claude-c", attempt=2)
-    assert (second.summary.verdict, second.summary.resets_at) == (
+    second = sandbox.run(issue, agent="claude-c", attempt=2)
+    assert (verdict(second)[1], limit_hit(second).resets_at) == (
         Verdict.USAGE_LIMIT,
-        first.summary.resets_at,
+        limit_hit(first).resets_at,
     )
     marks = [c for c in sandbox.fake.issue_view(REPO.owner, REPO.name, issue)["comments"]
              if c["body"].startswith(stub_agent.LIMIT_MARK)]  # fmt: skip
@@ -292,10 +256,10 @@ async def test_a_short_usage_limit_resets_at_the_first_hit_plus_its_seconds(sand
     assert sandbox.remote_sha(f"issue-{issue}") is None
 
 
-async def test_a_codex_agent_is_not_held_by_a_claude_usage_limit(sandbox: Sandbox) -> None:
+def test_a_codex_agent_is_not_held_by_a_claude_usage_limit(sandbox: Sandbox) -> None:
     issue = sandbox.issue("stub: usage-limit=3600")
-    run = await sandbox.run(issue, agent="codex-a")
-    assert (run.result.exit_code, run.summary.verdict) == (0, Verdict.SUCCESS_CLAIMED)
+    run = sandbox.run(issue, agent="codex-a")
+    assert verdict(run) == (0, Verdict.SUCCESS_CLAIMED)
     assert sandbox.remote_sha(f"issue-{issue}") is not None
 
 
@@ -313,17 +277,17 @@ def test_limit_resets_at(first_hit: str, seconds: float, now: float, expected: f
     assert stub_agent.limit_resets_at(first_hit, seconds, now) == expected
 
 
-async def test_budget_mode_streams_its_tokens_then_finishes(sandbox: Sandbox) -> None:
+def test_budget_mode_streams_its_tokens_then_finishes(sandbox: Sandbox) -> None:
     issue = sandbox.issue("stub: budget=10000")
-    run = await sandbox.run(issue)
-    assert (run.result.exit_code, run.summary.verdict) == (0, Verdict.SUCCESS_CLAIMED)
-    usage = run.summary.usage
-    assert usage is not None and usage.turns is not None
+    run = sandbox.run(issue)
+    assert verdict(run) == (0, Verdict.SUCCESS_CLAIMED)
+    used = run.usage.usage
+    assert used is not None and used.turns is not None
     # The first message (2,600 tokens) counts too: 8 messages of 1,000 pass 10,000.
-    budget_messages = [line for line in run.rendered if line.startswith("Still working")]
+    budget_messages = [line for line in run.lines if line.startswith("Still working")]
     assert len(budget_messages) == 8
     ordinary = sum(stub_agent.MESSAGE_USAGE.values())
-    assert usage.total_tokens == 8 * 1000 + ordinary * (usage.turns - 8)
+    assert used.total_tokens == 8 * 1000 + ordinary * (used.turns - 8)
 
 
 # --------------------------------------------------------------------------- directive parsing
