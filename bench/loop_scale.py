@@ -89,6 +89,12 @@ def main() -> None:
         default=TOKEN_LIMIT,
         help="The fake GitHub's primary limit per hour (default 5000, a user token's).",
     )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        help="Stop after this many minutes and report what was reached (figures per issue are then "
+        "per issue that reached needs-human); default: wait until all are there.",
+    )
     parser.add_argument("--breakdown", action="store_true", help="Requests per issue by endpoint.")
     parser.add_argument(
         "--database",
@@ -129,7 +135,13 @@ def main() -> None:
                 print(f"  {last_report - started:5.0f}s: {finished}/{args.issues} at needs-human", flush=True)
             return bool(finished == args.issues)
 
-        wait_for(done, timeout=max(3600, 12 * args.issues), poll=1.0)
+        try:
+            wait_for(
+                done, timeout=args.minutes * 60 if args.minutes else max(3600, 12 * args.issues), poll=1.0
+            )
+        except TimeoutError:
+            if not args.minutes:
+                raise
         elapsed = time.monotonic() - started
         github = len(world.fake.requests) - github_before
         charged = sum(1 for r in world.fake.requests[github_before:] if r.status != 304)
@@ -149,18 +161,22 @@ def main() -> None:
     print()
     print(f"machine: {machine()}")
     limit = f" --rate-limit {args.rate_limit}" if args.rate_limit != TOKEN_LIMIT else ""
+    limit += f" --minutes {args.minutes:g}" if args.minutes else ""
     backend = limit + (f" --database {databases.redact(args.database)}" if args.database else "")
     print(f"command: uv run python bench/loop_scale.py --issues {args.issues} --slots {args.slots}{backend}")
+    reached = sum(at == ["needs-human"] for at in labels.values())
+    per = max(reached, 1)  # figures per issue: per issue that got there
     print("| measure | value |")
     print("|---|---|")
     print(
-        f"| issues ready → all at needs-human | {elapsed:.0f} s ({elapsed / args.issues:.1f} s per issue) |"
+        f"| issues ready → at needs-human | {reached} of {args.issues} in {elapsed:.0f} s"
+        f" ({elapsed / per:.1f} s per issue) |"
     )
     print(f"| agent runs | {len(recorded)} (peak {peak_concurrency(recorded)} at once) |")
-    print(f"| GitHub requests per issue | {github / args.issues:.1f} ({github} in all) |")
+    print(f"| GitHub requests per issue | {github / per:.1f} ({github} in all) |")
     # Conditional reads answered 304 cost no rate limit; everything else does.
-    print(f"| GitHub requests per issue counted against the rate limit | {charged / args.issues:.1f} |")
-    print(f"| Prefect API requests per issue | {prefect / args.issues:.1f} ({prefect} in all) |")
+    print(f"| GitHub requests per issue counted against the rate limit | {charged / per:.1f} |")
+    print(f"| Prefect API requests per issue | {prefect / per:.1f} ({prefect} in all) |")
     per_hour = charged / elapsed * 3600
     print(
         f"| GitHub rate limit spent | {charged} charged in {elapsed / 60:.0f} min = {per_hour:.0f}/h"
@@ -176,16 +192,23 @@ def main() -> None:
     memory = f"peak {peak_rss / 2**20:.0f} MiB, at the end {end_rss / 2**20:.0f} MiB"
     print(f"| Prefect server memory (RSS, all its processes) | {memory} |")
     lost = [n for n, at in labels.items() if at != ["needs-human"]]
-    print(f"| issues not at needs-human (lost) | {len(lost)} {lost[:10] if lost else ''}|")
+    if args.minutes and lost:  # stopped by the clock: these are on their way, not lost
+        states = collections.Counter(", ".join(at) or "(none)" for n, at in labels.items() if n in lost)
+        print(f"| issues not yet at needs-human when stopped | {len(lost)}: {dict(states)} |")
+    else:
+        print(f"| issues not at needs-human (lost) | {len(lost)} {lost[:10] if lost else ''}|")
     print(f"| duplicate runs or label writes | {len(run_duplicates) + len(duplicates)} |")
-    print(f"| attempts unended, not handed off or with gaps | {len(unaccounted)} |")
+    print(
+        f"| attempts unended, not handed off or with gaps | {len(unaccounted)}"
+        f"{' (with --minutes: those in flight when stopped)' if args.minutes else ''} |"
+    )
     unsuccessful = collections.Counter(str(r.outcome) for r in recorded if r.outcome is not Outcome.SUCCESS)
     print(f"| attempts not successful | {dict(unsuccessful) or 'none'} |")
     if args.breakdown:
         for name, counts in (("Prefect", endpoints), ("GitHub", github_endpoints)):
             print(f"\n{name} requests per issue, by endpoint (top 15):")
             for endpoint, count in counts.most_common(15):
-                print(f"  {count / args.issues:6.1f}  {endpoint}")
+                print(f"  {count / per:6.1f}  {endpoint}")
     for problem in [*run_duplicates, *duplicates, *unaccounted][:20]:
         print(f"problem: {problem}")
     for run in recorded:
