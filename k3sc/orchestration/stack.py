@@ -51,13 +51,6 @@ SERVER_SETTINGS = {
     "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
     # Prefect's default, pinned: OWN_SERVER_CLIENT relies on it.
     "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "false",
-    # Every loop the cancellation service queues one job per flow run cancelled in the last day.
-    # Each trigger that collides with a running scan is such a run (CANCEL_NEW), so a burst of
-    # labels leaves thousands, and at the default 20 s the jobs outweighed k3sc's own requests
-    # (1,000 issues: ~1,200 cancelled runs, the API answering /health in 0.3–0.9 s). k3sc's runs
-    # have no subflows and its agent runs' tasks end with their process, so a slower sweep costs
-    # nothing; timeouts of runs stuck in Cancelling are scheduled per run, not by this loop.
-    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_LOOP_SECONDS": "300",
 }
 
 # For workers and flow runs talking to the server k3sc started itself: no CSRF token to fetch (its
