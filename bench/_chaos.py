@@ -56,6 +56,9 @@ class Plan:
     # up at 30 s, so below that the client sees a dropped connection, above it a timeout.
     hang: float = 1.0
     timeout: float = 1800.0
+    # Give up early when no issue's labels changed for this long: a stuck loop fails fast while a
+    # slow host (CI hosts have differed 3x) that keeps moving gets to finish.
+    stall: float | None = None
     keep_logs: Path | None = None  # copy the server's, workers' and webhook's logs here at the end
 
 
@@ -235,18 +238,24 @@ def run(plan: Plan, say: Callable[[str], None] = print) -> Result:
         # fast run could finish its last ones between two looks and never restart).
         restart_at = [(k + 1) / (plan.server_restarts + 1) for k in range(plan.server_restarts)]
         deadline = started + plan.timeout
-        last_report = started
+        last_report = last_change = started
+        seen: dict[str, list[str]] = {}
         while True:
             up.check_children(session, note)  # as `k3sc up` watches: a dead worker is restarted
             labels = {
                 ref: fake.issue_view(owner, REPO, n)["labels"] for ref, n in zip(refs, numbers, strict=True)
             }
+            if labels != seen:
+                seen, last_change = labels, time.monotonic()
             done = sum(v == DONE for v in labels.values())
             started_work = sum(v != ["ready"] for v in labels.values())
             if done == plan.issues:
                 break
             if time.monotonic() > deadline:
                 note(f"timeout with {done}/{plan.issues} done")
+                break
+            if plan.stall is not None and time.monotonic() - last_change > plan.stall:
+                note(f"no label changed for {plan.stall:.0f}s, {done}/{plan.issues} done")
                 break
             if result.agent_kills < plan.agent_kills and (pids := agent_pids(workspaces, AGENT_KILLED)):
                 time.sleep(2)  # mid-run, not at its first instruction

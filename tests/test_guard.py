@@ -23,10 +23,18 @@ def gone(processes: list[psutil.Process], patience: float) -> list[psutil.Proces
     """Those of `processes` still alive after up to `patience` seconds (zombies count as gone)."""
     deadline = time.monotonic() + patience
     while True:
-        alive = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in processes if _alive(p)]
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.1)
+
+
+def _alive(process: psutil.Process) -> bool:
+    """Running and not a zombie; a process that exits between the two looks is gone."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def tree_of(pid: int, size: int) -> list[psutil.Process]:

@@ -32,7 +32,8 @@ def test_the_loop_survives_chaos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         server_restarts=1,
         slots=4,
         slow_agent_s=8,
-        timeout=240,
+        timeout=900,  # a quiet machine finishes in ~150 s; a host 3x slower took 240 s for 2 of 6
+        stall=240,  # but a loop that stops moving fails after 4 minutes (orphan grace is 2)
         keep_logs=tmp_path / "logs",
     )
     result = run(plan)
