@@ -1,7 +1,7 @@
 """Table tests for reading agent streams: rendering, usage, security events and the verdict.
 
-Fixture lines are built from the field lists in intake-and-budget.md §4-5 (Claude stream-json,
-Codex `exec --json`) and the original's `[usage]`/`[security]` line formats.
+Fixture lines are built from the documented event fields of Claude's stream-json and Codex's
+`exec --json` output, and the Go k3sc's `[usage]`/`[security]` line formats.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The gh allowlist: a `gh` on the agent's PATH that runs only the subcommands config allows.
 
 `safety.gh_allowed` holds rules like `pr:create,view,comment`. An agent may call `gh pr view`
-but not `gh pr merge`, `gh api` or `gh repo delete`. As in the original's wrapper (reference §4.3),
-the decision looks at the first two arguments only. A global flag in front (`gh -R x pr view`)
+but not `gh pr merge`, `gh api` or `gh repo delete`. As in the Go k3sc's wrapper, the decision looks at
+the first two arguments only. A global flag in front (`gh -R x pr view`)
 is refused, not parsed.
 
 The wrapper is a small POSIX shell script, so an agent's many gh calls pay no Python start-up;

@@ -1,7 +1,9 @@
 """What Claude Code and Codex print when a limit or an error ends a run, and when it resets.
 
-Kept apart from `streams` because these are vendor texts that change under our feet
-(intake-and-budget.md §4.2, §5.4): one place to add a new wording, with table tests beside it.
+Kept apart from `streams` because these are vendor texts that change under our feet (Claude's
+"usage limit reached|<epoch>" and "You've hit your limit · resets 3pm", Codex's
+"usage_limit_reached" and "try again at 9:01 AM" have all appeared): one place to add a new
+wording, with table tests beside it.
 The patterns are only ever applied to error positions (synthetic API-error messages, error
 results, the CLI's plain-text tail), never to the model's prose, which may quote them.
 """

@@ -2,8 +2,9 @@
 
 Claude Code (`--output-format stream-json`) and Codex (`exec --json`) print one JSON event per
 line; wrappers and older CLIs print text. This module turns either into concise log lines,
-the run's usage, and a `Verdict` following intake-and-budget.md §4.2, so the flow can tell a
-usage-limit hit (which exits 0 with `subtype: success`) from a real success or failure.
+the run's usage, and a `Verdict` read from the run's error positions (API-error events, the result
+event, the plain-text tail), so the flow can tell a usage-limit hit (which can exit 0 with
+`subtype: success`) from a real success or failure.
 Pure: it is fed lines and does no I/O, and the clock comes in as an argument.
 """
 

@@ -3,7 +3,7 @@
 A clone is expensive and the agent's caches inside it are worth keeping, so it is reused
 across runs; but a killed run may have left a rebase, a merge, stale lock files or junk, so
 every `prepare` starts from a clean tree on the right branch. The git hooks and the
-credential helper installed here are the agent's guard-rails (reference §4.2): pushes only to
+credential helper installed here are the agent's guard-rails, as in the Go k3sc: pushes only to
 its own branch, no auto-closing commit messages, and a token read from the environment at
 run time so it never lands in argv, a URL, the git config or a log.
 """

@@ -1,8 +1,8 @@
 """Start and stop the local pieces of the embedded default: a Prefect server and process workers.
 
 `k3sc up`, the test suite and the benchmarks all run the same real processes this module
-starts, with telemetry off (reference/prefect.md §10), a 1 s worker poll (hand-offs in
-seconds, §2.7 of intake-and-budget.md) and flow heartbeats so a killed run is detected.
+starts, with telemetry off (Prefect otherwise reports usage to its vendor), a 1 s worker poll (the
+default 10 s poll would add up to 10 s to every hand-off) and flow heartbeats so a killed run is detected.
 Each child gets its own session so Ctrl-C in a terminal reaches k3sc first, and k3sc stops
 them in order: workers (one signal, a bounded wait, then SIGKILL of all they started), then
 server. Each runs under `k3sc.orchestration.guard`, which ends it and everything it started
