@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +127,12 @@ class Scaled:
 
 
 @pytest.fixture
-def scaled(tmp_path: Path, database: tuple[str, SecretStr], redis_bus: RedisBus) -> Iterator[Scaled]:
+def scaled(
+    tmp_path: Path, database: tuple[str, SecretStr], redis_bus: RedisBus, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Scaled]:
     name, url = database
+    # The services process logs each event a trigger covers at INFO: evidence when a trigger fails.
+    monkeypatch.setenv("PREFECT_LOGGING_SERVER_LEVEL", "INFO")
     stack = LocalStack(tmp_path / "prefect")
     try:
         began = time.monotonic()
@@ -222,7 +226,7 @@ def test_two_api_servers_one_services_process_keep_every_invariant(scaled: Scale
     assert held == sorted((t["repo"], t["pr"], t["worker"]) for t in taken)
 
     # An event posted to B starts a scan: the services process evaluated the trigger.
-    triggered = _trigger_through(scaled.b, scaled.a, deployed.world.owner)
+    triggered = _trigger_through(scaled.b, scaled.a, deployed.world.owner, scaled.stack.log_dir)
 
     print(
         f"loop to idle {looped:.1f} s; {len(recorded)} agent runs; runs started per worker "
@@ -312,7 +316,7 @@ async def _leases(api_url: str) -> list[tuple[str, int, str]]:
     return sorted((lease.repo.full_name, lease.pr, lease.worker) for lease in held.leases)
 
 
-def _trigger_through(post_to: str, read_from: str, owner: str) -> float:
+def _trigger_through(post_to: str, read_from: str, owner: str, logs: Path) -> float:
     """Post a `github.ping` event to one server; seconds until the scan it triggers exists on the other."""
     event = events.from_github("ping", {"organization": {"login": owner}}, str(uuid.uuid4()))
     assert event is not None
@@ -330,7 +334,20 @@ def _trigger_through(post_to: str, read_from: str, owner: str) -> float:
         if [r for r in asyncio.run(_scans(read_from)) if r.parameters.get("reason") == reason]:
             return time.monotonic() - posted
         time.sleep(0.5)
-    raise AssertionError(f"no scan for {reason!r} within {patience} s of posting the event to {post_to}")
+    stored = asyncio.run(_stored(read_from, event["id"], since=datetime.now(UTC) - timedelta(hours=1)))
+    services = (logs / "prefect-services.log").read_text(errors="replace").splitlines()
+    raise AssertionError(
+        f"no scan for {reason!r} within {patience} s of posting the event to {post_to}; the event was "
+        f"{'stored' if stored else 'not stored'}; the services process's last lines:\n"
+        + "\n".join(
+            [line for line in services if "github.ping" in line or "ERROR" in line][-20:] + services[-30:]
+        )
+    )
+
+
+async def _stored(api_url: str, event_id: str, since: datetime) -> bool:
+    async with PrefectAPI(api_url) as api:
+        return any(e.get("id") == event_id for e in await api.events(["github.ping"], since, limit=50))
 
 
 async def _scans(api_url: str) -> list[FlowRun]:
