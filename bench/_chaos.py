@@ -148,13 +148,16 @@ def check(
     result.duplicates = duplicate_writes(write_log)
     run_duplicates, result.attempt_problems = attempt_problems(recorded)
     result.duplicates += run_duplicates
-    # Where the workflow says an issue ends: reviewed after a successful implementation, or at a
-    # human after implementation attempts that all failed (the cap).
-    ok = {(r.issue_key, r.kind) for r in recorded if r.outcome is Outcome.SUCCESS}
+    # Where the workflow says an issue ends: at a human after a review attempt that followed a
+    # successful implementation, or after implementation attempts that all failed (the cap). A
+    # review that failed (say its worker was killed under it) is escalated to a human, as the
+    # workflow wants; one that never followed the implementation is a skipped step.
+    implemented = {r.issue_key for r in recorded if r.kind is Kind.IMPLEMENT and r.outcome is Outcome.SUCCESS}
+    reviewed = {r.issue_key for r in recorded if r.kind is Kind.REVIEW and r.outcome is not None}
     result.attempt_problems += [
         f"{ref} implemented but never reviewed"
         for ref in labels_by_issue
-        if (ref, Kind.IMPLEMENT) in ok and (ref, Kind.REVIEW) not in ok
+        if ref in implemented and ref not in reviewed
     ]
     result.unsuccessful = [
         f"{r.issue_key} {r.kind.value} {r.attempt} {r.agent}: {_ending(r)}: {r.message[:160]}"

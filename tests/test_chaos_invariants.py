@@ -89,12 +89,24 @@ def test_the_failure_cap_ends_at_needs_human_without_a_review() -> None:
             "attempts: acme/api#1 implemented but never reviewed",
             id="no review",
         ),
+        pytest.param(
+            ["needs-human"],
+            LOG,
+            [IMPLEMENTED, make_run(1, kind=Kind.REVIEW, phase=RunPhase.RUNNING, handed_off=False)],
+            "attempts: acme/api#1 implemented but never reviewed",
+            id="a review still running is no review",
+        ),
     ],
 )
 def test_each_break_is_reported(
     labels: list[str], log: list[str], recorded: list[AgentRun], expected: str
 ) -> None:
     assert expected in _problems(labels, log, recorded)
+
+
+def test_a_review_that_failed_and_went_to_a_human_is_no_problem() -> None:
+    failed = make_run(1, kind=Kind.REVIEW, agent="codex-a", phase=RunPhase.CRASHED, outcome=Outcome.FAILURE)
+    assert _problems(["needs-human"], LOG, [IMPLEMENTED, failed]) == []
 
 
 def test_a_persons_relabel_is_not_a_duplicate() -> None:
