@@ -226,7 +226,9 @@ def test_two_api_servers_one_services_process_keep_every_invariant(scaled: Scale
     assert held == sorted((t["repo"], t["pr"], t["worker"]) for t in taken)
 
     # An event posted to B starts a scan: the services process evaluated the trigger.
-    triggered = _trigger_through(scaled.b, scaled.a, deployed.world.owner, scaled.stack.log_dir)
+    triggered = _trigger_through(
+        scaled.b, scaled.a, deployed.world.owner, scaled.stack.log_dir, scaled.database
+    )
 
     print(
         f"loop to idle {looped:.1f} s; {len(recorded)} agent runs; runs started per worker "
@@ -316,7 +318,7 @@ async def _leases(api_url: str) -> list[tuple[str, int, str]]:
     return sorted((lease.repo.full_name, lease.pr, lease.worker) for lease in held.leases)
 
 
-def _trigger_through(post_to: str, read_from: str, owner: str, logs: Path) -> float:
+def _trigger_through(post_to: str, read_from: str, owner: str, logs: Path, database: str) -> float:
     """Post a `github.ping` event to one server; seconds until the scan it triggers exists on the other."""
     event = events.from_github("ping", {"organization": {"login": owner}}, str(uuid.uuid4()))
     assert event is not None
@@ -336,9 +338,18 @@ def _trigger_through(post_to: str, read_from: str, owner: str, logs: Path) -> fl
         time.sleep(0.5)
     stored = asyncio.run(_stored(read_from, event["id"], since=datetime.now(UTC) - timedelta(hours=1)))
     services = (logs / "prefect-services.log").read_text(errors="replace").splitlines()
+    # A services process stuck on a lock shows here: sessions that are not idle, and what they wait on.
+    busy = asyncio.run(
+        _sql(
+            "select pid, state, wait_event_type, wait_event, now() - xact_start, left(query, 120) "
+            "from pg_stat_activity where datname = $1 and state <> 'idle'",
+            database,
+        )
+    )
     raise AssertionError(
         f"no scan for {reason!r} within {patience} s of posting the event to {post_to}; the event was "
-        f"{'stored' if stored else 'not stored'}; the services process's last lines:\n"
+        f"{'stored' if stored else 'not stored'}; busy database sessions: {[tuple(row) for row in busy]}; "
+        "the services process's lines about it and its last lines:\n"
         + "\n".join(
             [line for line in services if "github.ping" in line or "ERROR" in line][-20:] + services[-30:]
         )
