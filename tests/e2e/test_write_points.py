@@ -286,10 +286,13 @@ LABEL_WRITE = re.compile(r"^(?P<issue>\S+) labels: (?P<before>.*) → (?P<after>
 
 
 def _second_claims(write_log: list[str]) -> list[tuple[int, int, tuple[str, str]]]:
-    """(first, again, claim): an issue got an owner label (`claude-a`) of a family it had been
-    claimed by before, at write-log indexes `first` and `again`.
+    """(first, again, claim): an issue was claimed a second time for the same step (an owner label
+    such as `claude-a` written over `ready`: implement; over `needs-review`: review), at write-log
+    indexes `first` and `again`.
 
-    Each issue here needs one attempt of each kind, one by each family: a second is a duplicate.
+    Each issue here needs one attempt of each kind: a second is a duplicate. Which agent takes a
+    review is the rotation's choice (any agent but the implementer, of either family), so a claim is
+    told apart by its step, not by the agent's family.
     """
     seen: dict[tuple[str, str], int] = {}
     again = []
@@ -297,12 +300,23 @@ def _second_claims(write_log: list[str]) -> list[tuple[int, int, tuple[str, str]
         if (write := LABEL_WRITE.match(line)) is None:
             continue
         before, after = write["before"].split(", "), write["after"].split(", ")
-        for owner in (label for label in after if label not in before and label.startswith(OWNERS)):
-            claim = (write["issue"], owner.partition("-")[0])
+        step = "review" if "needs-review" in before else "implement" if "ready" in before else "other"
+        if any(label not in before and label.startswith(OWNERS) for label in after):
+            claim = (write["issue"], step)
             if claim in seen:
                 again.append((seen[claim], at, claim))
             seen.setdefault(claim, at)
     return again
+
+
+def test_a_second_claim_is_told_by_its_step_not_its_family() -> None:
+    implement, review = "x/y#1 labels: ready → claude-a", "x/y#1 labels: claude-a → needs-review"
+    assert _second_claims([implement, review, "x/y#1 labels: needs-review → claude-b"]) == []
+    lost = [implement, "x/y#1 labels: claude-a → ready", "x/y#1 labels: ready → codex-a"]
+    assert _second_claims(lost) == [(0, 2, ("x/y#1", "implement"))]
+    reviewed_twice = [implement, review, "x/y#1 labels: needs-review → codex-a",
+                      "x/y#1 labels: codex-a → needs-review", "x/y#1 labels: needs-review → claude-b"]  # fmt: skip
+    assert _second_claims(reviewed_twice) == [(2, 4, ("x/y#1", "review"))]
 
 
 # --------------------------------------------------------------------------- the walk as a whole
