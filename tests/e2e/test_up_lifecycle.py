@@ -13,6 +13,7 @@ is the point: each must find the port free, whatever ended the one before.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ import psutil
 import pytest
 
 from k3sc.names import TAG_AGENT_RUN
+from k3sc.orchestration.api import PrefectAPI
 from k3sc.orchestration.stack import free_port
 from tests.e2e.up_process import UpProcess, marked, start_up
 
@@ -171,7 +173,10 @@ def test_a_killed_up_takes_its_children_and_the_next_one_reconciles(
 
 def agent_runs_in(port: int, state_type: str) -> list[str]:
     """Ids of the agent runs in `state_type` on the server at `port`."""
-    body = {"flow_runs": {"tags": {"all_": [TAG_AGENT_RUN]}, "state": {"type": {"any_": [state_type]}}}}
-    response = httpx.post(f"http://127.0.0.1:{port}/api/flow_runs/filter", json=body, timeout=30)
-    response.raise_for_status()
-    return [run["id"] for run in response.json()]
+
+    async def read() -> list[str]:
+        async with PrefectAPI(f"http://127.0.0.1:{port}/api") as api:
+            found = await api.flow_runs(tags_all=[TAG_AGENT_RUN], state_types=[state_type])
+        return [run.id for run in found]
+
+    return asyncio.run(read())
